@@ -1,0 +1,39 @@
+# gadms: two set-up-free entry points, `make demo` and `make test`. Both create the
+# project-local libtorch (PyPI torch in .venv) on first use; a stamp makes that happen once.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TORCH_VERSION := 2.11.0
+VENV := .venv
+STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+# tch finds libtorch through the venv's torch; the binaries get an rpath to it (runner/build.rs).
+CARGO_ENV := source $(VENV)/bin/activate && LIBTORCH_USE_PYTORCH=1
+CARGO ?= cargo
+
+.PHONY: build test lint demo bench clean-venv
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy safetensors
+	touch $@
+
+# One profile for everything: the binary, every plugin and the tests (release; libtorch
+# code is unusably slow in debug and a second profile would build tch twice).
+build: $(STAMP)
+	$(CARGO_ENV) $(CARGO) build --release --workspace --all-targets
+
+test: build
+	$(CARGO_ENV) $(CARGO) test --release --workspace --all-targets
+
+lint: $(STAMP)
+	$(CARGO_ENV) $(CARGO) fmt --all --check
+	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+demo: build
+	./target/release/gadms-run run experiments/quickstart/ablation-masking.toml
+
+bench: build
+	$(CARGO_ENV) $(CARGO) bench --workspace
+
+clean-venv:
+	rm -rf $(VENV)
