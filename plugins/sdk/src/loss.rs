@@ -31,6 +31,10 @@ pub struct LossInputs<'a> {
     pub mtp_tokens: Option<&'a Tensor>,
     /// MTP labels `[B, L]` int64, 0 = not a target.
     pub mtp_labels: Option<&'a Tensor>,
+    /// Flat indices `b * L + t` of the positions with a label ≠ 0, ascending, `[M]` int64.
+    /// The data pipeline knows them on the host, so a loss can project to the vocabulary
+    /// only at these rows without a device-to-host sync.
+    pub mtp_label_positions: Option<&'a Tensor>,
     /// Person ids `[B]` int64.
     pub pids: &'a Tensor,
     /// Inverse temperature (50 for τ = 0.02).

@@ -1,0 +1,3 @@
+//! Turning dataset records into model inputs.
+
+pub mod tokenizer;

@@ -1,0 +1,3 @@
+//! Retrieval evaluation.
+
+pub mod metrics;

@@ -1,0 +1,1 @@
+//! The CLIP encoders of GA-DMS.

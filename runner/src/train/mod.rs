@@ -1,0 +1,3 @@
+//! Training: learning-rate schedule, optimizer, step and loop.
+
+pub mod schedule;
