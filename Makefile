@@ -6,8 +6,11 @@ PYTHON ?= python3
 TORCH_VERSION := 2.11.0
 VENV := .venv
 STAMP := $(VENV)/.torch-$(TORCH_VERSION)
-# tch finds libtorch through the venv's torch; the binaries get an rpath to it (runner/build.rs).
-CARGO_ENV := source $(VENV)/bin/activate && LIBTORCH_USE_PYTORCH=1
+# tch finds libtorch through the venv's torch. `gadms-run` carries an rpath to it
+# (runner/build.rs); the plugin crates' unit-test binaries do not, so tests run with the
+# library path set.
+TORCH_LIB = $(abspath $(VENV))/torch-lib
+CARGO_ENV := source $(VENV)/bin/activate && LIBTORCH_USE_PYTORCH=1 LD_LIBRARY_PATH=$(TORCH_LIB)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
 CARGO ?= cargo
 
 .PHONY: build test lint demo bench clean-venv
@@ -15,6 +18,7 @@ CARGO ?= cargo
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy safetensors
+	ln -sfn "$$($(VENV)/bin/python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" $(VENV)/torch-lib
 	touch $@
 
 # One profile for everything: the binary, every plugin and the tests (release; libtorch

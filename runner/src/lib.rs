@@ -4,8 +4,14 @@
 //! strategies, losses) → [`data`] (tokenizer) → [`model`] (the CLIP encoders) → [`train`]
 //! (step, optimizer, schedule) → [`eval`] (retrieval metrics).
 
+pub mod components;
 pub mod data;
+pub mod doctor;
 pub mod eval;
+pub mod experiment;
 pub mod model;
 pub mod plugin;
+pub mod spec;
+pub mod store;
+pub mod template;
 pub mod train;

@@ -1,3 +1,5 @@
 //! Turning dataset records into model inputs.
 
+pub mod images;
+pub mod loader;
 pub mod tokenizer;

@@ -1,3 +1,4 @@
 //! Retrieval evaluation.
 
 pub mod metrics;
+pub mod retrieval;

@@ -1,3 +1,7 @@
 //! Training: learning-rate schedule, optimizer, step and loop.
 
+pub mod optim;
 pub mod schedule;
+pub mod scores;
+pub mod step;
+pub mod trainer;

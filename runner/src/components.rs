@@ -1,0 +1,112 @@
+//! Turning a run configuration into live plugin components, and checking a spec's plugin
+//! names and options before anything trains.
+
+use gadms_plugin::dataset::Dataset;
+use gadms_plugin::loss::LossContext;
+use gadms_plugin::masking::{MaskingContext, Vocab};
+use gadms_plugin::{MaskingStrategy, PluginError};
+use tch::nn;
+
+use crate::model::ModelConfig;
+use crate::plugin::{LookupError, PluginSet};
+use crate::spec::{ComponentConfig, RunConfig, DATASET_RUNNER_KEYS};
+use crate::train::step::WeightedLoss;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("`{key}`: {source}")]
+    Lookup {
+        key: String,
+        #[source]
+        source: LookupError,
+    },
+    #[error("`{key}` (plugin `{plugin}`): {source}")]
+    Plugin {
+        key: String,
+        plugin: String,
+        #[source]
+        source: PluginError,
+    },
+    #[error("`model`: {0}")]
+    Model(String),
+}
+
+/// The vocabulary layout of a model config.
+pub fn vocab(model: &ModelConfig) -> Vocab {
+    Vocab::clip_layout(model.vocab_size)
+}
+
+pub fn masking(
+    plugins: &PluginSet,
+    config: &ComponentConfig,
+    model: &ModelConfig,
+) -> Result<Box<dyn MaskingStrategy>, ComponentError> {
+    let factory =
+        plugins.masking(&config.plugin).map_err(|source| ComponentError::Lookup { key: "masking.plugin".into(), source })?;
+    let ctx = MaskingContext { vocab: vocab(model), context_length: model.context_length };
+    factory.create(&ctx, &config.options_text(&[])).map_err(|source| ComponentError::Plugin {
+        key: "masking".into(),
+        plugin: config.plugin.clone(),
+        source,
+    })
+}
+
+/// Builds every loss of `config` under `root` (parameter names at the reference's top level).
+/// A loss with weight 0 is off: it is not built, so a variant can drop a loss of the base.
+pub fn losses(
+    plugins: &PluginSet,
+    config: &RunConfig,
+    model: &ModelConfig,
+    root: &nn::Path,
+    num_classes: i64,
+) -> Result<Vec<WeightedLoss>, ComponentError> {
+    let ctx = LossContext { embed_dim: model.embed_dim, vocab: vocab(model), num_classes };
+    config
+        .losses
+        .iter()
+        .filter(|(_, l)| l.weight != 0.0)
+        .map(|(name, l)| {
+            let plugin = l.plugin.clone().unwrap_or_else(|| name.clone());
+            let key = format!("losses.{name}");
+            let factory =
+                plugins.loss(&plugin).map_err(|source| ComponentError::Lookup { key: key.clone(), source })?;
+            let options = toml::to_string(&l.options).expect("a TOML table serialises");
+            let loss = factory
+                .build(root, &ctx, &options)
+                .map_err(|source| ComponentError::Plugin { key, plugin: plugin.clone(), source })?;
+            Ok(WeightedLoss { name: name.clone(), weight: l.weight, loss })
+        })
+        .collect()
+}
+
+/// Opens a dataset (reading nothing but its options yet).
+pub fn dataset(
+    plugins: &PluginSet,
+    key: &str,
+    config: &ComponentConfig,
+    base_dir: &std::path::Path,
+) -> Result<Box<dyn Dataset>, ComponentError> {
+    let factory =
+        plugins.dataset(&config.plugin).map_err(|source| ComponentError::Lookup { key: format!("{key}.plugin"), source })?;
+    let root = config.options.get("root").and_then(|v| v.as_str()).map(|r| base_dir.join(r));
+    factory.open(root.as_deref(), &config.options_text(DATASET_RUNNER_KEYS)).map_err(|source| ComponentError::Plugin {
+        key: key.into(),
+        plugin: config.plugin.clone(),
+        source,
+    })
+}
+
+/// Checks that every plugin a run names exists and accepts its options: the masking
+/// strategy is created, the losses are built on a scratch store, the datasets opened.
+pub fn check(plugins: &PluginSet, config: &RunConfig, base_dir: &std::path::Path) -> Result<(), ComponentError> {
+    let model = config.model.resolve().map_err(ComponentError::Model)?;
+    masking(plugins, &config.masking, &model)?;
+    let scratch = nn::VarStore::new(tch::Device::Cpu);
+    // One class is enough to validate a classifier's options; the real count comes from the data.
+    losses(plugins, config, &model, &scratch.root(), 1)?;
+    dataset(plugins, "data.train", &config.data.train, base_dir)?;
+    for (i, e) in config.data.eval.iter().enumerate() {
+        dataset(plugins, &format!("data.eval[{i}]"), e, base_dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Images: decoding, and the reference transforms (method §5.4) as tensor operations.
+//!
+//! Train: resize to the model's input, horizontal flip (p 0.5), pad 10 px with black and
+//! crop back at a random offset, normalise with CLIP's mean/std, then random erasing (p 0.5,
+//! area 2–40 %, log-uniform aspect 0.3–3.3, up to 10 attempts) filled with the *mean
+//! numbers* after normalisation — the reference's quirk, kept. Test: resize and normalise.
+
+use std::path::PathBuf;
+
+use gadms_plugin::dataset::ImageSource;
+use gadms_plugin::rng::Rng;
+use tch::{Kind, Tensor};
+
+/// CLIP's normalisation constants.
+pub const MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
+pub const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+
+/// Parameters of the train-time augmentation; the defaults are the reference's.
+#[derive(Debug, Clone, Copy)]
+pub struct Augment {
+    pub flip: f64,
+    pub pad: i64,
+    pub erase: f64,
+    pub erase_area: (f64, f64),
+    pub erase_ratio: (f64, f64),
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Self { flip: 0.5, pad: 10, erase: 0.5, erase_area: (0.02, 0.4), erase_ratio: (0.3, 3.3) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{what}: cannot decode image: {message}")]
+    Decode { what: String, message: String },
+    #[error("{}: cannot read image: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {width}×{height} RGB image needs {expected} bytes, got {found}")]
+    Size { what: String, width: u32, height: u32, expected: usize, found: usize },
+}
+
+/// Decodes an image to `[3, H, W]` float in [0, 1].
+pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
+    let rgb = match source {
+        ImageSource::Rgb8 { width, height, pixels } => {
+            let expected = (*width as usize) * (*height as usize) * 3;
+            if pixels.len() != expected {
+                return Err(ImageError::Size {
+                    what: "generated image".into(),
+                    width: *width,
+                    height: *height,
+                    expected,
+                    found: pixels.len(),
+                });
+            }
+            return Ok(from_rgb8(pixels, *width, *height));
+        }
+        ImageSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|source| ImageError::Read { path: path.clone(), source })?;
+            decode_bytes(&bytes, &path.display().to_string())?
+        }
+        ImageSource::Encoded(bytes) => decode_bytes(bytes, "embedded image")?,
+    };
+    Ok(from_rgb8(rgb.as_raw(), rgb.width(), rgb.height()))
+}
+
+fn decode_bytes(bytes: &[u8], what: &str) -> Result<image::RgbImage, ImageError> {
+    image::load_from_memory(bytes)
+        .map(|img| img.to_rgb8())
+        .map_err(|e| ImageError::Decode { what: what.to_string(), message: e.to_string() })
+}
+
+fn from_rgb8(pixels: &[u8], width: u32, height: u32) -> Tensor {
+    Tensor::from_slice(pixels)
+        .view([height as i64, width as i64, 3])
+        .permute([2, 0, 1])
+        .to_kind(Kind::Float)
+        / 255.0
+}
+
+/// Resizes `[3, h, w]` to `[3, H, W]` bilinearly (no-op when the size matches).
+fn resize(img: &Tensor, size: [i64; 2]) -> Tensor {
+    let s = img.size();
+    if s[1] == size[0] && s[2] == size[1] {
+        return img.shallow_clone();
+    }
+    img.unsqueeze(0).upsample_bilinear2d(size, false, None, None).squeeze_dim(0)
+}
+
+fn normalise(img: &Tensor) -> Tensor {
+    let mean = Tensor::from_slice(&MEAN).to_kind(Kind::Float).view([3, 1, 1]);
+    let std = Tensor::from_slice(&STD).to_kind(Kind::Float).view([3, 1, 1]);
+    (img - mean) / std
+}
+
+/// The evaluation transform: `[3, h, w]` in [0, 1] → normalised `[3, H, W]`.
+pub fn eval_transform(img: &Tensor, size: [i64; 2]) -> Tensor {
+    normalise(&resize(img, size))
+}
+
+/// The training transform, drawing from `rng`.
+pub fn train_transform(img: &Tensor, size: [i64; 2], aug: &Augment, rng: &mut Rng) -> Tensor {
+    let [h, w] = size;
+    let mut x = resize(img, size);
+    if rng.next_f64() < aug.flip {
+        x = x.flip([2]);
+    }
+    if aug.pad > 0 {
+        let p = aug.pad;
+        let padded = x.constant_pad_nd([p, p, p, p]);
+        let top = rng.below((2 * p + 1) as u64) as i64;
+        let left = rng.below((2 * p + 1) as u64) as i64;
+        x = padded.narrow(1, top, h).narrow(2, left, w);
+    }
+    let x = normalise(&x);
+    if rng.next_f64() < aug.erase {
+        erase(&x, aug, rng);
+    }
+    x
+}
+
+/// torchvision's RandomErasing with `value` = the mean numbers (written after
+/// normalisation, so the patch is not the mean colour).
+fn erase(x: &Tensor, aug: &Augment, rng: &mut Rng) {
+    let (_, h, w) = x.size3().unwrap();
+    let area = (h * w) as f64;
+    let (lo, hi) = (aug.erase_ratio.0.ln(), aug.erase_ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * (aug.erase_area.0 + rng.next_f64() * (aug.erase_area.1 - aug.erase_area.0));
+        let ratio = (lo + rng.next_f64() * (hi - lo)).exp();
+        let eh = (target * ratio).sqrt().round() as i64;
+        let ew = (target / ratio).sqrt().round() as i64;
+        if eh < h && ew < w && eh > 0 && ew > 0 {
+            let top = rng.below((h - eh + 1) as u64) as i64;
+            let left = rng.below((w - ew + 1) as u64) as i64;
+            for (c, m) in MEAN.iter().enumerate() {
+                let _ = x.get(c as i64).narrow(0, top, eh).narrow(1, left, ew).fill_(*m);
+            }
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn checker(w: u32, h: u32) -> ImageSource {
+        let pixels: Vec<u8> = (0..w * h).flat_map(|i| if (i % w + i / w) % 2 == 0 { [255, 0, 0] } else { [0, 0, 255] }).collect();
+        ImageSource::Rgb8 { width: w, height: h, pixels: Arc::from(pixels) }
+    }
+
+    #[test]
+    fn decode_resize_and_normalise() {
+        let img = decode(&checker(4, 6)).unwrap();
+        assert_eq!(img.size(), [3, 6, 4]);
+        assert_eq!(img.double_value(&[0, 0, 0]), 1.0);
+        let x = eval_transform(&img, [12, 8]);
+        assert_eq!(x.size(), [3, 12, 8]);
+        let red_at_origin = x.double_value(&[0, 0, 0]);
+        assert!((red_at_origin - (1.0 - MEAN[0]) / STD[0]).abs() < 1e-5, "{red_at_origin}");
+    }
+
+    #[test]
+    fn train_transform_is_deterministic_per_rng_and_keeps_the_shape() {
+        let img = decode(&checker(32, 96)).unwrap();
+        let a = train_transform(&img, [96, 32], &Augment::default(), &mut Rng::new(3));
+        let b = train_transform(&img, [96, 32], &Augment::default(), &mut Rng::new(3));
+        assert_eq!(a.size(), [3, 96, 32]);
+        assert!(a.equal(&b));
+    }
+
+    #[test]
+    fn a_wrong_pixel_count_and_a_corrupt_file_are_errors() {
+        let bad = ImageSource::Rgb8 { width: 4, height: 4, pixels: Arc::from(vec![0u8; 5]) };
+        assert!(decode(&bad).unwrap_err().to_string().contains("needs 48 bytes"));
+        let corrupt = ImageSource::Encoded(Arc::from(b"not an image".to_vec()));
+        assert!(decode(&corrupt).unwrap_err().to_string().contains("cannot decode"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The training data path: captions are tokenised once, then each epoch worker threads
+//! build batches ahead of the step — decode, augment, mask with the strategy from the
+//! scores of the previous epoch, collate — so the step does not wait on data.
+//!
+//! Every random draw comes from a generator derived from (seed, epoch, sample), so a batch
+//! is the same whichever worker builds it and whenever (e.g. after a resume).
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use gadms_plugin::dataset::SplitData;
+use gadms_plugin::masking::MaskedCaption;
+use gadms_plugin::rng::Rng;
+use gadms_plugin::{MaskingStrategy, PluginError};
+use tch::Tensor;
+
+use super::images::{decode, train_transform, Augment, ImageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("the {split} split is empty; check the dataset's files and options")]
+    EmptySplit { split: String },
+    #[error("caption {index} (pid {pid}) is empty; fix or drop it in the annotations")]
+    EmptyCaption { index: usize, pid: i64 },
+    #[error("caption {index} refers to image {image}, but the split has {images} images")]
+    DanglingImage { index: usize, image: usize, images: usize },
+    #[error("sample {index} (pid {pid}): {source}")]
+    Image {
+        index: usize,
+        pid: i64,
+        #[source]
+        source: ImageError,
+    },
+    #[error("masking caption {index}: {source}")]
+    Masking {
+        index: usize,
+        #[source]
+        source: PluginError,
+    },
+    #[error("a data worker stopped unexpectedly (it panicked); see the message above")]
+    WorkerLost,
+}
+
+/// A split with its captions tokenised.
+pub struct TokenizedSplit {
+    pub data: SplitData,
+    /// Clean ids per caption, each of the model's context length.
+    pub tokens: Vec<Vec<i64>>,
+}
+
+impl TokenizedSplit {
+    /// Checks the split and tokenises every caption with `tokenize`.
+    pub fn new(
+        split: &str,
+        data: SplitData,
+        tokenize: impl Fn(&str) -> Vec<i64>,
+    ) -> Result<Self, DataError> {
+        if data.captions.is_empty() || data.images.is_empty() {
+            return Err(DataError::EmptySplit { split: split.into() });
+        }
+        for (index, c) in data.captions.iter().enumerate() {
+            if c.text.trim().is_empty() {
+                return Err(DataError::EmptyCaption { index, pid: c.pid });
+            }
+            if c.image >= data.images.len() {
+                return Err(DataError::DanglingImage { index, image: c.image, images: data.images.len() });
+            }
+        }
+        let tokens = data.captions.iter().map(|c| tokenize(&c.text)).collect();
+        Ok(Self { data, tokens })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// A collated batch on the host.
+pub struct HostBatch {
+    /// Indices of the captions in the split (the score table's rows).
+    pub samples: Vec<usize>,
+    pub images: Tensor,
+    pub clean: Tensor,
+    pub alignment: Tensor,
+    /// `(ids, labels, flat label positions)`.
+    pub mtp: Option<(Tensor, Tensor, Tensor)>,
+    pub pids: Tensor,
+}
+
+/// What every worker shares during an epoch.
+pub struct EpochData {
+    pub split: Arc<TokenizedSplit>,
+    pub masking: Arc<dyn MaskingStrategy>,
+    /// Score table snapshot taken when the epoch starts, `[N · L]` row-major.
+    pub scores: Arc<Vec<f32>>,
+    pub image_size: [i64; 2],
+    pub augment: Augment,
+    pub seed: u64,
+    pub epoch: u64,
+}
+
+/// Batches of one epoch, in order, built by `workers` threads.
+pub struct EpochLoader {
+    receivers: Vec<Receiver<Result<HostBatch, DataError>>>,
+    handles: Vec<JoinHandle<()>>,
+    next: usize,
+    batches: usize,
+}
+
+impl EpochLoader {
+    /// `order` is the epoch's sample order; it is cut into batches of `batch_size` (the last
+    /// one may be smaller, as the reference's `drop_last = false`).
+    pub fn spawn(data: Arc<EpochData>, order: Vec<usize>, batch_size: usize, workers: usize, prefetch: usize) -> Self {
+        let chunks: Arc<Vec<Vec<usize>>> = Arc::new(order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect());
+        let workers = workers.max(1).min(chunks.len().max(1));
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = sync_channel(prefetch.max(1));
+            let (data, chunks) = (Arc::clone(&data), Arc::clone(&chunks));
+            handles.push(std::thread::spawn(move || {
+                tch::set_num_threads(1);
+                for chunk in chunks.iter().skip(w).step_by(workers) {
+                    if tx.send(collate(&data, chunk)).is_err() {
+                        return; // the consumer stopped early
+                    }
+                }
+            }));
+            receivers.push(rx);
+        }
+        Self { receivers, handles, next: 0, batches: chunks.len() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.batches
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches == 0
+    }
+}
+
+impl Iterator for EpochLoader {
+    type Item = Result<HostBatch, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.batches {
+            return None;
+        }
+        let rx = &self.receivers[self.next % self.receivers.len()];
+        self.next += 1;
+        Some(rx.recv().unwrap_or(Err(DataError::WorkerLost)))
+    }
+}
+
+impl Drop for EpochLoader {
+    fn drop(&mut self) {
+        self.receivers.clear(); // unblocks workers waiting to send
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Builds one batch from sample indices.
+fn collate(d: &EpochData, samples: &[usize]) -> Result<HostBatch, DataError> {
+    let split = &d.split;
+    let len = split.tokens[0].len();
+    let mut images = Vec::with_capacity(samples.len());
+    let mut masked: Vec<MaskedCaption> = Vec::with_capacity(samples.len());
+    for &i in samples {
+        let caption = &split.data.captions[i];
+        let image = &split.data.images[caption.image];
+        let pixels = decode(&image.source).map_err(|source| DataError::Image { index: i, pid: caption.pid, source })?;
+        let mut rng = Rng::derive(d.seed, &[d.epoch, i as u64, 0]);
+        images.push(train_transform(&pixels, d.image_size, &d.augment, &mut rng));
+        let mut draws = Rng::derive(d.seed, &[d.epoch, i as u64, 1]);
+        let scores = &d.scores[i * len..(i + 1) * len];
+        masked.push(
+            d.masking
+                .mask(&split.tokens[i], scores, &mut draws)
+                .map_err(|source| DataError::Masking { index: i, source })?,
+        );
+    }
+    let n = samples.len();
+    let mtp = if masked.iter().all(|m| m.mtp.is_some()) && !masked.is_empty() {
+        let views: Vec<_> = masked.iter().map(|m| m.mtp.as_ref().expect("checked")).collect();
+        let labels = rows(n, len, |k| &views[k].labels);
+        let positions: Vec<i64> = views
+            .iter()
+            .enumerate()
+            .flat_map(|(k, v)| v.labels.iter().enumerate().filter(|(_, &l)| l != 0).map(move |(t, _)| (k * len + t) as i64))
+            .collect();
+        Some((rows(n, len, |k| &views[k].ids), labels, Tensor::from_slice(&positions)))
+    } else {
+        None
+    };
+    Ok(HostBatch {
+        samples: samples.to_vec(),
+        images: Tensor::stack(&images, 0),
+        clean: rows(n, len, |k| &split.tokens[samples[k]]),
+        alignment: rows(n, len, |k| &masked[k].alignment),
+        mtp,
+        pids: Tensor::from_slice(&samples.iter().map(|&i| split.data.captions[i].pid).collect::<Vec<_>>()),
+    })
+}
+
+/// Stacks `n` id rows of length `len` into `[n, len]`.
+fn rows<'a>(n: usize, len: usize, row: impl Fn(usize) -> &'a [i64]) -> Tensor {
+    let flat: Vec<i64> = (0..n).flat_map(|k| row(k).iter().copied()).collect();
+    Tensor::from_slice(&flat).view([n as i64, len as i64])
+}

@@ -1,0 +1,151 @@
+//! Running a whole spec: every selected run in order, each isolated — a run that fails is
+//! recorded with its error and the others go on — and a summary at the end.
+
+use std::fmt;
+
+use crate::plugin::PluginSet;
+use crate::spec::{RunPlan, Spec};
+use crate::store::{RunDir, State, StoreError};
+use crate::train::trainer;
+
+/// Which runs to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these variants (all when empty).
+    pub only: Vec<String>,
+    /// Run failed runs again.
+    pub rerun_failed: bool,
+    /// Run everything selected again, finished or not.
+    pub force: bool,
+}
+
+/// What will happen to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Run,
+    SkipDone,
+    SkipFailed,
+    NotSelected,
+}
+
+impl Selection {
+    fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
+        if !self.only.is_empty() && !self.only.contains(&plan.variant) {
+            return Action::NotSelected;
+        }
+        if self.force {
+            return Action::Run;
+        }
+        match dir.status() {
+            // A status written for another configuration does not describe this run.
+            Some(s) if s.hash != plan.hash => Action::Run,
+            Some(s) if s.state == State::Done => Action::SkipDone,
+            Some(s) if s.state == State::Failed && !self.rerun_failed => Action::SkipFailed,
+            _ => Action::Run,
+        }
+    }
+}
+
+/// The run matrix, as `run --dry-run` prints it.
+pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
+    let out = spec.output_dir();
+    let mut s = format!("experiment `{}` → {}\n", spec.experiment.name, out.display());
+    s += &format!("{:<28} {:>6}  {:<16}  {:<8}  action\n", "variant", "seed", "hash", "state");
+    for plan in &spec.runs {
+        let dir = RunDir::new(&out, plan);
+        let state = dir.status().filter(|st| st.hash == plan.hash).map(|st| st.state.as_str()).unwrap_or("new");
+        let action = match selection.action(plan, &dir) {
+            Action::Run => "run",
+            Action::SkipDone => "skip (done)",
+            Action::SkipFailed => "skip (failed; --rerun-failed)",
+            Action::NotSelected => "skip (--only)",
+        };
+        s += &format!("{:<28} {:>6}  {:<16}  {:<8}  {action}\n", plan.variant, plan.seed, plan.hash, state);
+    }
+    s
+}
+
+/// One line of the summary.
+pub struct Outcome {
+    pub variant: String,
+    pub seed: u64,
+    pub state: &'static str,
+    pub detail: String,
+}
+
+/// The end-of-command summary.
+pub struct Summary {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Summary {
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(|o| o.state == "failed")
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<28} {:>6}  {:<8}  detail", "variant", "seed", "result")?;
+        for o in &self.outcomes {
+            writeln!(f, "{:<28} {:>6}  {:<8}  {}", o.variant, o.seed, o.state, o.detail)?;
+        }
+        let failed = self.outcomes.iter().filter(|o| o.state == "failed").count();
+        writeln!(f, "{} run(s), {failed} failed", self.outcomes.len())
+    }
+}
+
+/// Runs the selected runs of `spec`.
+pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Summary, StoreError> {
+    let out = spec.output_dir();
+    let mut outcomes = Vec::new();
+    for plan in &spec.runs {
+        let dir = RunDir::new(&out, plan);
+        let (state, detail) = match selection.action(plan, &dir) {
+            Action::NotSelected => continue,
+            Action::SkipDone => ("done", "finished before; skipped (use --force to rerun)".to_string()),
+            Action::SkipFailed => {
+                let error = dir.status().and_then(|s| s.error).unwrap_or_default();
+                ("failed", format!("failed before, skipped (use --rerun-failed): {error}"))
+            }
+            Action::Run => {
+                dir.begin(plan)?;
+                match trainer::train(plan, plugins, &spec.dir(), &dir) {
+                    Ok(result) => {
+                        dir.set_status(State::Done, &plan.hash, None)?;
+                        let detail = result
+                            .last
+                            .iter()
+                            .map(|(name, m)| format!("{name}: R@1 {:.2} mAP {:.2}", m.r1, m.map))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        ("done", detail)
+                    }
+                    Err(e) => {
+                        let message = error_chain(&e);
+                        dir.log_line(&format!("failed: {message}"))?;
+                        dir.set_status(State::Failed, &plan.hash, Some(message.clone()))?;
+                        eprintln!("[{} seed {}] failed: {message}", plan.variant, plan.seed);
+                        ("failed", message)
+                    }
+                }
+            }
+        };
+        outcomes.push(Outcome { variant: plan.variant.clone(), seed: plan.seed, state, detail });
+    }
+    Ok(Summary { outcomes })
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s += &format!(": {text}");
+        }
+        source = cause.source();
+    }
+    s
+}

@@ -1,0 +1,148 @@
+//! The typed run configuration a spec resolves to. Keys that belong to a plugin (its
+//! options) are kept as TOML and handed to the plugin, which validates them itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelConfig;
+use crate::train::optim::AdamConfig;
+
+/// Everything one run needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelSpec,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    pub masking: ComponentConfig,
+    /// Loss name → weight and options. The name is the plugin unless `plugin` is given.
+    pub losses: BTreeMap<String, LossConfig>,
+    /// Set per run by the expansion (not written in specs).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[model]`: a preset plus any field of [`ModelConfig`] to override.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSpec {
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    /// Weights to start from (safetensors with reference names).
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    #[serde(flatten)]
+    pub overrides: toml::Table,
+}
+
+fn default_preset() -> String {
+    "tiny".into()
+}
+
+impl ModelSpec {
+    /// The preset with the overrides applied; unknown keys are errors naming them.
+    pub fn resolve(&self) -> Result<ModelConfig, String> {
+        let preset = ModelConfig::preset(&self.preset).ok_or_else(|| {
+            format!("unknown model preset `{}`; available: {}", self.preset, ModelConfig::PRESETS.join(", "))
+        })?;
+        let mut value = toml::Value::try_from(preset).map_err(|e| e.to_string())?;
+        super::merge(&mut value, toml::Value::Table(self.overrides.clone()));
+        value.try_into().map_err(|e: toml::de::Error| format!("model: {}", e.message()))
+    }
+}
+
+/// A plugin name and its options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComponentConfig {
+    pub plugin: String,
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+impl ComponentConfig {
+    /// The options as TOML text for the plugin, without the runner's own `keys`.
+    pub fn options_text(&self, runner_keys: &[&str]) -> String {
+        let mut t = self.options.clone();
+        for k in runner_keys {
+            t.remove(*k);
+        }
+        toml::to_string(&t).expect("a TOML table serialises")
+    }
+}
+
+/// `[data]`: one training dataset and the datasets evaluated after each epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `{ plugin = "...", root = "...", ...options }`.
+    pub train: ComponentConfig,
+    /// Evaluation sets; each may carry `name` and `split` (default `test`).
+    #[serde(default)]
+    pub eval: Vec<ComponentConfig>,
+}
+
+/// Keys of a dataset table that the runner reads rather than the plugin.
+pub const DATASET_RUNNER_KEYS: &[&str] = &["root", "name", "split"];
+
+/// One loss.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LossConfig {
+    /// Multiplies the loss; 0 turns it off.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// The loss plugin; defaults to the table's key.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Base learning rate of the warm-up + cosine schedule.
+    pub lr: f64,
+    pub warmup_epochs: usize,
+    pub warmup_factor: f64,
+    pub adam: AdamConfig,
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// `fp32`, or `bf16` autocast (CUDA).
+    pub precision: String,
+    /// Steps between log points (the only host reads of losses in an epoch).
+    pub log_every: usize,
+    /// Data-loading worker threads.
+    pub workers: usize,
+    /// Evaluation batch size.
+    pub eval_batch_size: usize,
+    /// libtorch intra-op threads (0 = libtorch's default).
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-5,
+            warmup_epochs: 5,
+            warmup_factor: 0.1,
+            adam: AdamConfig::default(),
+            device: "auto".into(),
+            precision: "fp32".into(),
+            log_every: 20,
+            workers: 2,
+            eval_batch_size: 256,
+            threads: 0,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
+//! `[[variant]]` tables deep-merged over it. Expanding a spec gives one [`RunPlan`] per
+//! variant × seed, each with the fully resolved configuration and its hash — a run's
+//! identity.
+
+mod config;
+mod merge;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Value;
+
+pub use config::{ComponentConfig, DataConfig, LossConfig, ModelSpec, RunConfig, TrainConfig, DATASET_RUNNER_KEYS};
+pub use merge::merge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", file.display())]
+    Syntax { file: PathBuf, message: String },
+    #[error("{}{}: key `{path}`: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { file: PathBuf, line: Option<usize>, path: String, message: String },
+    #[error("{}: {message}", file.display())]
+    Structure { file: PathBuf, message: String },
+    #[error("{}: --set `{assignment}`: {message}", file.display())]
+    Override { file: PathBuf, assignment: String, message: String },
+}
+
+/// `[experiment]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Where `<name>/runs/…` goes, relative to the spec's folder.
+    #[serde(default = "default_output")]
+    pub output: PathBuf,
+    /// Extra plugin folders, relative to the spec's folder.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The variant other variants are compared with in reports.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("reports")
+}
+
+/// One run of an experiment: a variant with a seed.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub variant: String,
+    pub seed: u64,
+    pub config: RunConfig,
+    /// The resolved configuration as TOML (written into the run folder).
+    pub resolved: Value,
+    /// First 16 hex digits of the SHA-256 of the resolved configuration.
+    pub hash: String,
+}
+
+/// A parsed spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub file: PathBuf,
+    pub experiment: Experiment,
+    pub runs: Vec<RunPlan>,
+}
+
+impl Spec {
+    /// Reads, merges, overrides (`key.path=value`) and validates the types of a spec.
+    /// Plugin names and options are checked later against the loaded plugins.
+    pub fn load(file: &Path, overrides: &[String]) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read { file: file.into(), source })?;
+        Self::parse(file, &text, overrides)
+    }
+
+    pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Self, SpecError> {
+        let mut root: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| SpecError::Syntax { file: file.into(), message: e.to_string() })?;
+        let structure = |message: String| SpecError::Structure { file: file.into(), message };
+        for key in root.keys() {
+            if !["experiment", "base", "variant"].contains(&key.as_str()) {
+                return Err(SpecError::Invalid {
+                    file: file.into(),
+                    line: line_of(text, key),
+                    path: key.clone(),
+                    message: "unknown top-level table; expected `experiment`, `base` or `variant`".into(),
+                });
+            }
+        }
+        let experiment: Experiment = deserialize(
+            file,
+            text,
+            "experiment",
+            root.remove("experiment").ok_or_else(|| structure("missing `[experiment]` table".into()))?,
+        )?;
+        if experiment.seeds.is_empty() {
+            return Err(structure("`experiment.seeds` is empty; give at least one seed".into()));
+        }
+        let mut base = root.remove("base").unwrap_or_else(|| Value::Table(Default::default()));
+        for assignment in overrides {
+            merge::apply_override(&mut base, assignment)
+                .map_err(|message| SpecError::Override { file: file.into(), assignment: assignment.clone(), message })?;
+        }
+        let variants = match root.remove("variant") {
+            None => vec![toml::Table::from_iter([("name".to_string(), Value::String("base".into()))])],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Table(t) => Ok(t),
+                    _ => Err(structure("each `[[variant]]` must be a table".into())),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(structure("`variant` must be an array of tables (`[[variant]]`)".into())),
+        };
+
+        let mut runs = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, mut v) in variants.into_iter().enumerate() {
+            let name = match v.remove("name") {
+                Some(Value::String(s)) if !s.is_empty() => s,
+                _ => return Err(structure(format!("variant #{} has no `name` (a non-empty string)", i + 1))),
+            };
+            if !names.insert(name.clone()) {
+                return Err(structure(format!("two variants are named `{name}`; names identify run folders")));
+            }
+            let mut resolved = base.clone();
+            merge(&mut resolved, Value::Table(v));
+            for assignment in overrides {
+                merge::apply_override(&mut resolved, assignment).map_err(|message| SpecError::Override {
+                    file: file.into(),
+                    assignment: assignment.clone(),
+                    message,
+                })?;
+            }
+            let config: RunConfig = deserialize(file, text, "base", resolved.clone())
+                .map_err(|e| with_variant(e, &name))?;
+            for &seed in &experiment.seeds {
+                let mut with_seed = resolved.clone();
+                if let Value::Table(t) = &mut with_seed {
+                    t.insert("seed".into(), Value::Integer(seed as i64));
+                }
+                let hash = hash_of(&with_seed);
+                runs.push(RunPlan { variant: name.clone(), seed, config: config.clone(), resolved: with_seed, hash });
+            }
+        }
+        Ok(Self { file: file.into(), experiment, runs })
+    }
+
+    /// Folder of the spec file; relative paths in the spec are resolved against it.
+    pub fn dir(&self) -> PathBuf {
+        self.file.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// `<output>/<experiment name>`.
+    pub fn output_dir(&self) -> PathBuf {
+        self.dir().join(&self.experiment.output).join(&self.experiment.name)
+    }
+
+    /// The variant names, in spec order.
+    pub fn variants(&self) -> Vec<&str> {
+        let mut seen = Vec::new();
+        for r in &self.runs {
+            if !seen.contains(&r.variant.as_str()) {
+                seen.push(r.variant.as_str());
+            }
+        }
+        seen
+    }
+}
+
+fn with_variant(e: SpecError, variant: &str) -> SpecError {
+    match e {
+        SpecError::Invalid { file, line, path, message } => {
+            SpecError::Invalid { file, line, path, message: format!("{message} (in variant `{variant}`)") }
+        }
+        other => other,
+    }
+}
+
+/// Deserialises `value` into `T`, reporting the full key path (`train.epochs`) and the line
+/// where that key appears in the spec text, when it can be found.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    prefix: &str,
+    value: Value,
+) -> Result<T, SpecError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." { prefix.to_string() } else { format!("{prefix}.{inner}") };
+        let last = inner.rsplit('.').next().unwrap_or(&inner).to_string();
+        SpecError::Invalid { file: file.into(), line: line_of(text, &last), path, message: e.into_inner().message().trim().to_string() }
+    })
+}
+
+/// 1-based line of the first `key =` or `[..key]` in the spec text.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    if key.is_empty() || key == "." {
+        return None;
+    }
+    text.lines().position(|l| {
+        let t = l.trim_start();
+        let bare = t.trim_start_matches('[').trim_start_matches('"');
+        (t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
+            || (t.starts_with('[') && bare.trim_end_matches(']').rsplit('.').next() == Some(key))
+            || t.contains(&format!(" {key} ="))
+            || t.contains(&format!("{{{key} ="))
+    })
+    .map(|i| i + 1)
+}
+
+/// Canonical hash of a resolved configuration (tables are sorted maps, so equal configs
+/// serialise identically).
+fn hash_of(value: &Value) -> String {
+    let canonical = serde_json::to_string(value).expect("TOML values serialise to JSON");
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The run store: one folder per run, `<output>/<experiment>/runs/<variant>/seed-<n>/`,
+//! holding the resolved config, a status written atomically, a metrics log that Polars
+//! reads as NDJSON (`pl.read_ndjson`), and a human-readable log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::RunPlan;
+
+#[derive(Debug, thiserror::Error)]
+#[error("run store {}: {source}", path.display())]
+pub struct StoreError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError { path: path.to_path_buf(), source }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Running,
+    Failed,
+    Done,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Failed => "failed",
+            Self::Done => "done",
+        }
+    }
+}
+
+/// `status.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    /// Hash of the resolved config the status belongs to.
+    pub hash: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub updated: u64,
+}
+
+/// One run's folder.
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(experiment_dir: &Path, plan: &RunPlan) -> Self {
+        Self { path: experiment_dir.join("runs").join(&plan.variant).join(format!("seed-{}", plan.seed)) }
+    }
+
+    /// The stored status, if any (an unreadable one counts as absent).
+    pub fn status(&self) -> Option<Status> {
+        let text = std::fs::read_to_string(self.path.join("status.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Starts a run: creates the folder, writes the resolved config and a fresh metrics log.
+    pub fn begin(&self, plan: &RunPlan) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        let config = format!("# run {} of variant `{}`, seed {}\n{}", plan.hash, plan.variant, plan.seed, plan.resolved);
+        write_atomic(&self.path.join("config.toml"), config.as_bytes())?;
+        for f in ["metrics.jsonl", "run.log"] {
+            let p = self.path.join(f);
+            std::fs::write(&p, b"").map_err(io(&p))?;
+        }
+        self.set_status(State::Running, &plan.hash, None)
+    }
+
+    pub fn set_status(&self, state: State, hash: &str, error: Option<String>) -> Result<(), StoreError> {
+        let updated = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let status = Status { state, hash: hash.to_string(), error, updated };
+        let text = serde_json::to_string_pretty(&status).expect("status serialises");
+        write_atomic(&self.path.join("status.json"), text.as_bytes())
+    }
+
+    /// Appends one record to `metrics.jsonl`.
+    pub fn log_metrics(&self, record: &serde_json::Value) -> Result<(), StoreError> {
+        self.append("metrics.jsonl", &format!("{record}\n"))
+    }
+
+    /// Appends a line to `run.log`.
+    pub fn log_line(&self, line: &str) -> Result<(), StoreError> {
+        self.append("run.log", &format!("{line}\n"))
+    }
+
+    fn append(&self, file: &str, text: &str) -> Result<(), StoreError> {
+        let path = self.path.join(file);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        f.write_all(text.as_bytes()).map_err(io(&path))
+    }
+}
+
+/// Writes via a temporary file and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}

@@ -1,0 +1,160 @@
+//! One GA-DMS training forward: encoders, optional token scoring, the losses.
+//!
+//! The order follows the reference pre-training forward (method §1.9): image tokens; the
+//! clean caption through the text blocks before the scorer's tail (only when the masking
+//! strategy scores); the scorer; the alignment text at the *clean* caption's EOS; the MTP
+//! text when a loss wants it; every loss on the same features. Nothing here reads a value
+//! back to the host: losses and metrics stay tensors until a log point.
+
+use gadms_plugin::loss::{LossInputs, LossOutput};
+use gadms_plugin::masking::{ScoreInputs, ScoreOutput};
+use gadms_plugin::{Loss, MaskingStrategy, PluginError};
+use tch::Tensor;
+
+use crate::model::{Clip, TextTransformer};
+
+/// A collated training batch on the training device.
+pub struct Batch {
+    /// `[B, 3, H, W]` float, normalised.
+    pub images: Tensor,
+    /// Clean caption ids `[B, L]`.
+    pub clean: Tensor,
+    /// Alignment-text ids `[B, L]` (noise tokens masked, or the clean ids).
+    pub alignment: Tensor,
+    /// The MTP view, when the masking strategy made one.
+    pub mtp: Option<MtpBatch>,
+    /// Person ids `[B]`.
+    pub pids: Tensor,
+}
+
+/// MTP inputs: ids `[B, L]`, labels `[B, L]` (0 = no target) and the flat positions of the
+/// labels `[M]`, computed on the host by the collator.
+pub struct MtpBatch {
+    pub ids: Tensor,
+    pub labels: Tensor,
+    pub positions: Tensor,
+}
+
+/// A loss with the weight the spec gives it.
+pub struct WeightedLoss {
+    pub name: String,
+    pub weight: f64,
+    pub loss: Box<dyn Loss>,
+}
+
+/// What one forward produced.
+pub struct StepOutput {
+    /// Σ weight · loss, the tensor to differentiate.
+    pub total: Tensor,
+    /// Each loss, weighted, by name.
+    pub losses: Vec<(String, Tensor)>,
+    /// Metrics reported by the losses, prefixed with the loss name (`mtp/mlm_acc`).
+    pub metrics: Vec<(String, Tensor)>,
+    /// Token scores of the batch, when the strategy scores.
+    pub scores: Option<ScoreOutput>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("masking strategy failed while scoring: {0}")]
+    Scoring(#[source] PluginError),
+    #[error("loss `{name}` failed: {source}")]
+    Loss {
+        name: String,
+        #[source]
+        source: PluginError,
+    },
+    #[error(
+        "loss `{0}` needs the masked-token-prediction view, but the masking strategy makes none; \
+         use a strategy with MTP masking (e.g. `random` or `gadms`) or drop the loss"
+    )]
+    NoMtpView(String),
+    #[error(
+        "the masking strategy re-runs the last {tail} text blocks but the model has only {layers}; \
+         lower the strategy's `layers` option"
+    )]
+    TailTooLong { tail: usize, layers: usize },
+}
+
+/// Runs the forward of one step. Gradients flow from `total` into the encoders and the
+/// losses' own parameters; the scorer's gradients never reach a parameter.
+pub fn forward(
+    clip: &Clip,
+    masking: &dyn MaskingStrategy,
+    losses: &[WeightedLoss],
+    batch: &Batch,
+) -> Result<StepOutput, StepError> {
+    let eos = TextTransformer::eos_positions(&batch.clean); // [B]
+    let image_tokens = clip.visual.forward(&batch.images); // [B, 1+N, E]
+    let image_cls = image_tokens.select(1, 0); // [B, E]
+
+    let scores = match masking.scoring() {
+        Some(request) => Some(score(clip, masking, request.tail_layers, batch, &eos, &image_tokens)?),
+        None => None,
+    };
+
+    let alignment = clip.text.encode_tokens(&batch.alignment); // [B, L, E]
+    let text_eos = TextTransformer::at_eos(&alignment, &eos);
+
+    let wants_mtp = losses.iter().find(|l| l.loss.uses_mtp_view());
+    let mtp_tokens = match (wants_mtp, &batch.mtp) {
+        (Some(_), Some(mtp)) => Some(clip.text.encode_tokens(&mtp.ids)),
+        (Some(l), None) => return Err(StepError::NoMtpView(l.name.clone())),
+        (None, _) => None,
+    };
+
+    let inputs = LossInputs {
+        image_cls: &image_cls,
+        text_eos: &text_eos,
+        image_tokens: &image_tokens,
+        mtp_tokens: mtp_tokens.as_ref(),
+        mtp_labels: batch.mtp.as_ref().map(|m| &m.labels),
+        mtp_label_positions: batch.mtp.as_ref().map(|m| &m.positions),
+        pids: &batch.pids,
+        logit_scale: clip.config.logit_scale(),
+    };
+    let mut total: Option<Tensor> = None;
+    let mut parts = Vec::with_capacity(losses.len());
+    let mut metrics = Vec::new();
+    for l in losses {
+        let LossOutput { loss, metrics: m } =
+            l.loss.forward(&inputs).map_err(|source| StepError::Loss { name: l.name.clone(), source })?;
+        let weighted = loss * l.weight;
+        total = Some(match total {
+            Some(t) => t + &weighted,
+            None => weighted.shallow_clone(),
+        });
+        parts.push((l.name.clone(), weighted));
+        metrics.extend(m.into_iter().map(|(k, v)| (format!("{}/{k}", l.name), v)));
+    }
+    let total = total.unwrap_or_else(|| Tensor::zeros([], (tch::Kind::Float, batch.images.device())));
+    Ok(StepOutput { total, losses: parts, metrics, scores })
+}
+
+/// The clean caption up to the scorer's tail (no gradient needed there), then the
+/// strategy's own scoring on detached features.
+fn score(
+    clip: &Clip,
+    masking: &dyn MaskingStrategy,
+    tail: usize,
+    batch: &Batch,
+    eos: &Tensor,
+    image_tokens: &Tensor,
+) -> Result<ScoreOutput, StepError> {
+    let blocks = &clip.text.transformer.resblocks;
+    let head = blocks.len().checked_sub(tail).ok_or(StepError::TailTooLong { tail, layers: blocks.len() })?;
+    let text_state = tch::no_grad(|| clip.text.hidden(&batch.clean, head)); // [B, L, W]
+    let image_tokens = image_tokens.detach();
+    let image_cls = image_tokens.select(1, 0);
+    let inputs = ScoreInputs {
+        token_ids: &batch.clean,
+        eos,
+        image_cls: &image_cls,
+        image_tokens: &image_tokens,
+        text_state: &text_state,
+        tail_blocks: &blocks[head..],
+        ln_final: &clip.text.ln_final,
+        text_projection: &clip.text.text_projection,
+    };
+    masking.score(&inputs).map_err(StepError::Scoring)
+}
