@@ -2,11 +2,12 @@
 //! vocabulary gives up its last merge ("jekyll</w>") so that `<|mask|>` takes id 49,405 and
 //! the vocabulary keeps CLIP's 49,408 entries.
 //!
-//! Text goes through the reference's cleaning ([`clean`]: a documented subset of
-//! `ftfy.fix_text`, HTML unescaping, whitespace collapsing, lower-casing), is split by the
-//! reference pattern and each piece is BPE-merged. Every token remembers the bytes of the
-//! original caption it came from, so that spans marked on a caption (the synthetic dataset's
-//! noise phrases) can be found among token positions ([`Tokenized::positions_overlapping`]).
+//! Text goes through the reference's cleaning (the `clean` and `ftfy` submodules: a
+//! documented subset of `ftfy.fix_text`, HTML unescaping, whitespace collapsing,
+//! lower-casing), is split by the reference pattern and each piece is BPE-merged. Every
+//! token remembers the bytes of the original caption it came from, so that spans marked on a
+//! caption (the synthetic dataset's noise phrases) can be found among token positions
+//! ([`Tokenized::positions_overlapping`]).
 //!
 //! The merges ship inside the binary: `assets/bpe_simple_vocab_16e6.txt.gz`, OpenAI's file
 //! byte for byte (sha256 `924691ac…6804a`, checked by a test).
@@ -29,19 +30,22 @@ use text::Span;
 
 const MERGES_GZ: &[u8] = include_bytes!("../../assets/bpe_simple_vocab_16e6.txt.gz");
 
-/// CLIP reads the merges file's lines 1..=48,894 (`49152 - 256 - 2` merges; line 0 is a
-/// header); the rest of the file is unused.
+/// CLIP uses the first `49152 - 256 - 2` = 48,894 merges, on the lines after the file's
+/// header line; the rest of the file is unused.
 const NUM_MERGES: usize = 49152 - 256 - 2;
 
 /// Special tokens, in id order after the 49,405 byte and merge tokens.
 const SPECIALS: [&str; 3] = ["<|mask|>", "<|startoftext|>", "<|endoftext|>"];
 
-/// The reference splits text with
-/// `<\|startoftext\|>|<\|endoftext\|>|<\|mask\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
-/// and `re.IGNORECASE`. On the lower-cased text the flag only matters for the literals ("'ſ"
-/// matches "'s"), so only they are case-insensitive here: Rust would otherwise fold U+0345
-/// into `\p{L}`, which Python's `regex` leaves out of every class (it is skipped).
-const SPLIT_PATTERN: &str = r"(?i:<\|startoftext\|>|<\|endoftext\|>|<\|mask\|>|'s|'t|'re|'ve|'m|'ll|'d)|[\p{L}--\x{345}]+|\p{N}|[^\s\p{L}\p{N}\x{345}]+";
+/// The reference splits text with the special tokens | `'s|'t|'re|'ve|'m|'ll|'d` |
+/// `[\p{L}]+` | `[\p{N}]` | `[^\s\p{L}\p{N}]+` under `re.IGNORECASE`. On the lower-cased
+/// text the flag only matters for the literals ("'ſ" matches "'s"), so only they are
+/// case-insensitive here: Rust would otherwise fold U+0345 into `\p{L}`, which Python's
+/// `regex` leaves out of every class (the character is skipped).
+const SPLIT_PATTERN: &str = concat!(
+    r"(?i:<\|startoftext\|>|<\|endoftext\|>|<\|mask\|>|'s|'t|'re|'ve|'m|'ll|'d)",
+    r"|[\p{L}--\x{345}]+|\p{N}|[^\s\p{L}\p{N}\x{345}]+",
+);
 
 /// BPE results are cached per word, as the reference does, up to this many words.
 const CACHE_WORDS: usize = 1 << 16;
@@ -61,7 +65,7 @@ pub enum TokenizerError {
 }
 
 /// A vocabulary entry: the bytes it stands for and whether it ends a word (`</w>`).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Token {
     bytes: Box<[u8]>,
     end_of_word: bool,
@@ -98,7 +102,9 @@ impl Tokenized {
     /// The positions whose source bytes overlap `range` (e.g. a noise phrase), ascending.
     pub fn positions_overlapping(&self, range: Range<usize>) -> impl Iterator<Item = usize> + '_ {
         self.spans.iter().enumerate().filter_map(move |(position, span)| {
-            span.as_ref().filter(|s| s.start < range.end && range.start < s.end).map(|_| position)
+            span.as_ref()
+                .filter(|s| s.start < range.end && range.start < s.end)
+                .map(|_| position)
         })
     }
 }
@@ -128,9 +134,16 @@ impl Tokenizer {
         for end_of_word in [false, true] {
             for &(byte, symbol) in &symbols {
                 let id = tokens.len() as u32;
-                let name = if end_of_word { format!("{symbol}</w>") } else { symbol.to_string() };
+                let name = if end_of_word {
+                    format!("{symbol}</w>")
+                } else {
+                    symbol.to_string()
+                };
                 ids.insert(name, id);
-                tokens.push(Token { bytes: Box::new([byte]), end_of_word });
+                tokens.push(Token {
+                    bytes: Box::new([byte]),
+                    end_of_word,
+                });
                 if !end_of_word {
                     byte_ids[usize::from(byte)] = id;
                 }
@@ -144,11 +157,16 @@ impl Tokenizer {
         // It is dropped here, so "jekyll" encodes as "jeky" + "ll</w>".
         for rank in 0..NUM_MERGES - 1 {
             // 1-based, after the header.
-            let bad = |reason| TokenizerError::Merges { line: rank + 2, reason };
+            let bad = |reason| TokenizerError::Merges {
+                line: rank + 2,
+                reason,
+            };
             let line = lines.next().ok_or(bad("file ends early"))??;
             let (left, right) = line.split_once(' ').ok_or(bad("not two symbols"))?;
-            let (&left_id, &right_id) =
-                ids.get(left).zip(ids.get(right)).ok_or(bad("symbol not in the vocabulary yet"))?;
+            let (&left_id, &right_id) = ids
+                .get(left)
+                .zip(ids.get(right))
+                .ok_or(bad("symbol not in the vocabulary yet"))?;
             let id = tokens.len() as u32;
             let (left_token, right_token) = (&tokens[left_id as usize], &tokens[right_id as usize]);
             let token = Token {
@@ -159,7 +177,10 @@ impl Tokenizer {
             ids.insert(format!("{left}{right}"), id);
             merges.insert((left_id, right_id), id);
         }
-        tokens.extend(SPECIALS.map(|s| Token { bytes: s.as_bytes().into(), end_of_word: false }));
+        tokens.extend(SPECIALS.map(|s| Token {
+            bytes: s.as_bytes().into(),
+            end_of_word: false,
+        }));
         debug_assert_eq!(tokens.len() as i64, Self::EOT + 1);
 
         Ok(Self {
@@ -180,7 +201,10 @@ impl Tokenizer {
     /// The reference's `SimpleTokenizer.encode`: the cleaned text's BPE ids, without start
     /// and end tokens or truncation.
     pub fn encode(&self, text: &str) -> Vec<i64> {
-        self.encode_spanned(text).into_iter().map(|(id, _)| i64::from(id)).collect()
+        self.encode_spanned(text)
+            .into_iter()
+            .map(|(id, _)| i64::from(id))
+            .collect()
     }
 
     /// The reference's `tokenize(caption, tokenizer, text_length, truncate=True)`:
@@ -253,7 +277,11 @@ impl Tokenizer {
             let mut at = piece.start();
             for id in self.bpe(piece.as_str()).iter().copied() {
                 let end = at + self.tokens[id as usize].bytes.len();
-                let span = byte_spans[at..end].iter().copied().reduce(Span::cover).expect("tokens are not empty");
+                let span = byte_spans[at..end]
+                    .iter()
+                    .copied()
+                    .reduce(Span::cover)
+                    .expect("tokens are not empty");
                 encoded.push((id, span.range()));
                 at = end;
             }
@@ -276,7 +304,11 @@ impl Tokenizer {
         while word.len() > 1 {
             let best = word
                 .windows(2)
-                .filter_map(|pair| self.merges.get(&(pair[0], pair[1])).map(|&merged| (merged, pair[0], pair[1])))
+                .filter_map(|pair| {
+                    self.merges
+                        .get(&(pair[0], pair[1]))
+                        .map(|&merged| (merged, pair[0], pair[1]))
+                })
                 .min();
             let Some((merged, left, right)) = best else { break };
             // Merge every occurrence of the pair, left to right, as the reference does.
@@ -306,9 +338,16 @@ impl Tokenizer {
 /// '¡'..='¬', '®'..='ÿ' stand for themselves, the other 68 bytes for U+0100 onwards.
 fn byte_symbols() -> Vec<(u8, char)> {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut symbols: Vec<(u8, char)> = (0..=255u8).filter(|&b| printable(b)).map(|b| (b, char::from(b))).collect();
+    let mut symbols: Vec<(u8, char)> = (0..=255u8)
+        .filter(|&b| printable(b))
+        .map(|b| (b, char::from(b)))
+        .collect();
     let unprintable = (0..=255u8).filter(|&b| !printable(b));
-    symbols.extend(unprintable.zip(256u32..).map(|(b, c)| (b, char::from_u32(c).expect("below U+0200"))));
+    symbols.extend(
+        unprintable
+            .zip(256u32..)
+            .map(|(b, c)| (b, char::from_u32(c).expect("below U+0200"))),
+    );
     symbols
 }
 
@@ -319,7 +358,6 @@ mod tests {
     use gadms_golden::Golden;
     use serde_json::Value;
     use sha2::{Digest, Sha256};
-    use tch::Tensor;
 
     use super::*;
 
@@ -328,14 +366,16 @@ mod tests {
         TOKENIZER.get_or_init(|| Tokenizer::clip().expect("embedded tokenizer builds"))
     }
 
-    fn rows(tensor: &Tensor) -> Vec<Vec<i64>> {
-        Vec::<Vec<i64>>::try_from(tensor).expect("an int64 matrix")
-    }
-
     #[test]
     fn embedded_merges_are_openais_file() {
-        let digest: String = Sha256::digest(MERGES_GZ).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(digest, "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a");
+        let digest: String = Sha256::digest(MERGES_GZ)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            digest,
+            "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
+        );
     }
 
     #[test]
@@ -343,41 +383,67 @@ mod tests {
         let tok = tokenizer();
         assert_eq!(tok.vocab_size(), 49408);
         assert_eq!(tok.decode(&[0, 255, 256]).unwrap(), "!\u{FFFD}! ");
-        assert_eq!(tok.decode(&[Tokenizer::MASK, Tokenizer::SOT, Tokenizer::EOT]).unwrap(),
-            "<|mask|><|startoftext|><|endoftext|>");
-        assert_eq!(tok.encode("jekyll").len(), 2, "the dropped merge is never applied");
-        assert!(matches!(tok.decode(&[49408]), Err(TokenizerError::UnknownId(49408))));
+        assert_eq!(
+            tok.decode(&[Tokenizer::MASK, Tokenizer::SOT, Tokenizer::EOT])
+                .unwrap(),
+            "<|mask|><|startoftext|><|endoftext|>"
+        );
+        assert_eq!(
+            tok.encode("jekyll").len(),
+            2,
+            "the dropped merge is never applied"
+        );
+        assert!(matches!(
+            tok.decode(&[49408]),
+            Err(TokenizerError::UnknownId(49408))
+        ));
     }
 
     /// Every caption of the golden set: fixed-length ids, `encode` lengths, the eot position
     /// and the decoded text, all as the reference produced them.
     #[test]
     fn golden_captions() {
+        let tok = tokenizer();
         let golden = Golden::load();
         let entry = golden.file("tokenizer.safetensors");
         let tensors = golden.tensors("tokenizer.safetensors");
         let context_length = entry["context_length"].as_u64().expect("context_length") as usize;
         let captions = entry["captions"].as_array().expect("captions");
         let decoded = entry["decoded"].as_array().expect("decoded");
-        let token_ids = rows(&tensors["token_ids"]);
+        let token_ids = Vec::<Vec<i64>>::try_from(&tensors["token_ids"]).unwrap();
         let bpe_lengths = Vec::<i64>::try_from(&tensors["bpe_lengths"]).unwrap();
         let eos_positions = Vec::<i64>::try_from(&tensors["eos_position"]).unwrap();
         assert_eq!(token_ids.len(), captions.len());
-        assert_eq!(entry["vocab_size"].as_u64(), Some(tokenizer().vocab_size() as u64));
-        for (name, &id) in [("<|mask|>", &Tokenizer::MASK), ("<|startoftext|>", &Tokenizer::SOT), ("<|endoftext|>", &Tokenizer::EOT)] {
+        assert_eq!(entry["vocab_size"].as_u64(), Some(tok.vocab_size() as u64));
+        for (name, id) in [
+            ("<|mask|>", Tokenizer::MASK),
+            ("<|startoftext|>", Tokenizer::SOT),
+            ("<|endoftext|>", Tokenizer::EOT),
+        ] {
             assert_eq!(entry["special_token_ids"][name].as_i64(), Some(id), "{name}");
         }
 
-        let tok = tokenizer();
-        for (i, caption) in captions.iter().map(|c| c.as_str().expect("caption text")).enumerate() {
+        for (i, caption) in captions
+            .iter()
+            .map(|c| c.as_str().expect("caption text"))
+            .enumerate()
+        {
             let ids = tok.tokenize(caption, context_length);
             assert_eq!(ids, token_ids[i], "caption {i}: {caption:?}");
             let encoded = tok.encode(caption);
             assert_eq!(encoded.len() as i64, bpe_lengths[i], "caption {i}: encode length");
             // eot is the largest id, so the reference's argmax is its first position.
             let eos = ids.iter().position(|&id| id == Tokenizer::EOT);
-            assert_eq!(eos.map(|p| p as i64), Some(eos_positions[i]), "caption {i}: eot position");
-            assert_eq!(Value::from(tok.decode(&encoded).unwrap()), decoded[i], "caption {i}: decoded");
+            assert_eq!(
+                eos.map(|p| p as i64),
+                Some(eos_positions[i]),
+                "caption {i}: eot position"
+            );
+            assert_eq!(
+                Value::from(tok.decode(&encoded).unwrap()),
+                decoded[i],
+                "caption {i}: decoded"
+            );
         }
     }
 
@@ -400,7 +466,10 @@ mod tests {
         for caption in ["", "   \t\n"] {
             assert!(tok.encode(caption).is_empty());
             let tokenized = tok.tokenize_with_offsets(caption, 77);
-            assert_eq!(&tokenized.ids[..3], &[Tokenizer::SOT, Tokenizer::EOT, Tokenizer::PAD]);
+            assert_eq!(
+                &tokenized.ids[..3],
+                &[Tokenizer::SOT, Tokenizer::EOT, Tokenizer::PAD]
+            );
             assert!(tokenized.ids[2..].iter().all(|&id| id == Tokenizer::PAD));
             assert!(tokenized.spans.iter().all(Option::is_none));
         }
@@ -411,7 +480,17 @@ mod tests {
         let tok = tokenizer();
         let caption = "A <|MASK|> woman<|mask|>";
         let tokenized = tok.tokenize_with_offsets(caption, 77);
-        assert_eq!(&tokenized.ids[..6], &[Tokenizer::SOT, 320, Tokenizer::MASK, 2308, Tokenizer::MASK, Tokenizer::EOT]);
+        assert_eq!(
+            &tokenized.ids[..6],
+            &[
+                Tokenizer::SOT,
+                320,
+                Tokenizer::MASK,
+                2308,
+                Tokenizer::MASK,
+                Tokenizer::EOT
+            ]
+        );
         assert_eq!(tokenized.spans[2], Some(2..10));
         assert_eq!(tokenized.spans[4], Some(16..24));
     }
@@ -423,16 +502,24 @@ mod tests {
         let phrase = "carrying a café-style";
         let start = caption.find(phrase).unwrap();
         let tokenized = tok.tokenize_with_offsets(caption, 77);
-        let positions: Vec<usize> = tokenized.positions_overlapping(start..start + phrase.len()).collect();
+        let positions: Vec<usize> = tokenized
+            .positions_overlapping(start..start + phrase.len())
+            .collect();
         let expected = tok.encode(phrase);
         let ids: Vec<i64> = positions.iter().map(|&p| tokenized.ids[p]).collect();
         assert_eq!(ids, expected);
         // Contiguous, starting right after "a woman in a red coat ,".
-        assert_eq!(positions.first(), Some(&(1 + tok.encode("A woman in a red coat,").len())));
+        assert_eq!(
+            positions.first(),
+            Some(&(1 + tok.encode("A woman in a red coat,").len()))
+        );
         assert!(positions.windows(2).all(|w| w[1] == w[0] + 1));
         for &p in &positions {
             let span = tokenized.spans[p].clone().unwrap();
-            assert!(span.start >= start && span.end <= start + phrase.len(), "{span:?}");
+            assert!(
+                span.start >= start && span.end <= start + phrase.len(),
+                "{span:?}"
+            );
         }
     }
 
@@ -443,10 +530,15 @@ mod tests {
         // that spans all the bytes it was made from.
         let caption = "cafÃ© &amp; Rene\u{301}e";
         let tokenized = tok.tokenize_with_offsets(caption, 77);
-        let decoded: Vec<String> =
-            tokenized.ids[1..].iter().take_while(|&&id| id != Tokenizer::EOT).map(|&id| tok.decode(&[id]).unwrap()).collect();
-        let sources: Vec<&str> =
-            tokenized.spans[1..=decoded.len()].iter().map(|s| &caption[s.clone().unwrap()]).collect();
+        let decoded: Vec<String> = tokenized.ids[1..]
+            .iter()
+            .take_while(|&&id| id != Tokenizer::EOT)
+            .map(|&id| tok.decode(&[id]).unwrap())
+            .collect();
+        let sources: Vec<&str> = tokenized.spans[1..=decoded.len()]
+            .iter()
+            .map(|s| &caption[s.clone().unwrap()])
+            .collect();
         assert_eq!(decoded.concat(), "café & renée ");
         assert_eq!(sources.concat().replace(' ', ""), "cafÃ©&amp;Rene\u{301}e");
     }
@@ -462,22 +554,5 @@ mod tests {
                 scope.spawn(|| assert_eq!(tok.tokenize("a woman in a red coat", 77), expected));
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod fuzz_tmp {
-    #[test]
-    fn fuzz_dump() {
-        let Ok(input) = std::fs::read_to_string("/tmp/tok/fuzz/in.json") else { return };
-        let inputs: Vec<String> = serde_json::from_str(&input).unwrap();
-        let tok = super::Tokenizer::clip().unwrap();
-        let t0 = std::time::Instant::now();
-        let out: Vec<serde_json::Value> = inputs
-            .iter()
-            .map(|s| serde_json::json!({"clean": tok.cleaner.clean(s).to_string(), "ids": tok.encode(s)}))
-            .collect();
-        eprintln!("{} strings in {:?}", inputs.len(), t0.elapsed());
-        std::fs::write("/tmp/tok/fuzz/rust.json", serde_json::to_string(&out).unwrap()).unwrap();
     }
 }

@@ -103,20 +103,25 @@ impl Spec {
                 });
             }
         }
-        let experiment: Experiment = deserialize(
-            file,
-            text,
-            "experiment",
-            root.remove("experiment").ok_or_else(|| structure("missing `[experiment]` table".into()))?,
-        )?;
+        // `--set experiment.key=value` changes the experiment table; any other key path is
+        // relative to the run configuration.
+        let (experiment_overrides, overrides): (Vec<&String>, Vec<&String>) =
+            overrides.iter().partition(|o| o.starts_with("experiment."));
+        let mut experiment_table =
+            root.remove("experiment").ok_or_else(|| structure("missing `[experiment]` table".into()))?;
+        for assignment in experiment_overrides {
+            let inner = &assignment["experiment.".len()..];
+            merge::apply_override(&mut experiment_table, inner).map_err(|message| SpecError::Override {
+                file: file.into(),
+                assignment: assignment.clone(),
+                message,
+            })?;
+        }
+        let experiment: Experiment = deserialize(file, text, "experiment", experiment_table)?;
         if experiment.seeds.is_empty() {
             return Err(structure("`experiment.seeds` is empty; give at least one seed".into()));
         }
-        let mut base = root.remove("base").unwrap_or_else(|| Value::Table(Default::default()));
-        for assignment in overrides {
-            merge::apply_override(&mut base, assignment)
-                .map_err(|message| SpecError::Override { file: file.into(), assignment: assignment.clone(), message })?;
-        }
+        let base = root.remove("base").unwrap_or_else(|| Value::Table(Default::default()));
         let variants = match root.remove("variant") {
             None => vec![toml::Table::from_iter([("name".to_string(), Value::String("base".into()))])],
             Some(Value::Array(items)) => items
@@ -141,7 +146,7 @@ impl Spec {
             }
             let mut resolved = base.clone();
             merge(&mut resolved, Value::Table(v));
-            for assignment in overrides {
+            for &assignment in &overrides {
                 merge::apply_override(&mut resolved, assignment).map_err(|message| SpecError::Override {
                     file: file.into(),
                     assignment: assignment.clone(),

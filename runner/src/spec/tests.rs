@@ -61,6 +61,8 @@ fn overrides_apply_to_every_variant() {
     assert!(spec.runs.iter().all(|r| r.config.train.epochs == 7));
     let ga = spec.runs.iter().find(|r| r.variant == "ga-dms").unwrap();
     assert_eq!(ga.config.masking.options["scorer"].as_str(), Some("gass-paper"));
+    let spec = parse(SPEC, &["experiment.seeds=[5]"]).unwrap();
+    assert_eq!(spec.runs.iter().map(|r| r.seed).collect::<Vec<_>>(), [5, 5]);
     let err = parse(SPEC, &["train.epochs"]).unwrap_err().to_string();
     assert!(err.contains("key.path=value"), "{err}");
 }

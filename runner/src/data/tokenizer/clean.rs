@@ -14,7 +14,10 @@ pub(super) struct Cleaner {
 
 impl Cleaner {
     pub fn new() -> Result<Self, TokenizerError> {
-        Ok(Self { entities: Entities::new()?, ftfy: Ftfy::new()? })
+        Ok(Self {
+            entities: Entities::new()?,
+            ftfy: Ftfy::new()?,
+        })
     }
 
     /// The cleaned text, each character with the bytes of `text` it came from.
@@ -56,7 +59,10 @@ fn lowercase(text: &Text) -> Text {
     let mut out = Text::with_capacity(lower.len());
     for (&c, &span) in text.chars.iter().zip(&text.spans) {
         for _ in c.to_lowercase() {
-            out.push(lower_chars.next().expect("same length as the per-char mapping"), span);
+            out.push(
+                lower_chars.next().expect("same length as the per-char mapping"),
+                span,
+            );
         }
     }
     out
@@ -84,7 +90,13 @@ mod tests {
     fn entities_are_decoded_after_ftfy_too() {
         let cleaner = Cleaner::new().unwrap();
         // '<' switches ftfy's own unescaping off; the two html.unescape passes still run.
-        assert_eq!(cleaner.clean("<|mask|> &amp;amp;amp; &lt").to_string(), "<|mask|> &amp; <");
-        assert_eq!(cleaner.clean("&ampx; &notit; &#x41;&#65").to_string(), "&x; ¬it; aa");
+        assert_eq!(
+            cleaner.clean("<|mask|> &amp;amp;amp; &lt").to_string(),
+            "<|mask|> &amp; <"
+        );
+        assert_eq!(
+            cleaner.clean("&ampx; &notit; &#x41;&#65").to_string(),
+            "&x; ¬it; aa"
+        );
     }
 }

@@ -15,11 +15,12 @@
 //!    forms valid UTF-8 *and* either decodes to a character real mojibake comes from (see
 //!    [`is_mojibake_target`]) or contains a C1 control, which keeps legitimate text such as
 //!    "CAFÉ’S" or "café…”" intact; then, as in ftfy, the whole line is re-decoded if it can
-//!    be, otherwise each such sequence. The heuristics disagree at the margins: ftfy leaves some sequences its
-//!    heuristic misses ("Ã…", "Ã¥", "â„¢") that are repaired here. Not implemented: the other
-//!    single-byte encodings ftfy tries (Windows-1250/1/3/4/7, ISO-8859-2, MacRoman, CP437),
-//!    hence mojibake of Greek, Cyrillic, …; `restore_byte_a0` ("Ã " for "à" whose `\xa0`
-//!    became a space), `replace_lossy_sequences` and the CESU-8 "utf-8-variants".
+//!    be, otherwise each such sequence. The two heuristics disagree at the margins, e.g. ftfy
+//!    misses "Ã…" and "â„¢", repaired here, and decodes random Latin-1 pairs such as "Ì°"
+//!    that are kept here. Not implemented: the other single-byte encodings ftfy tries
+//!    (Windows-1250/1/3/4/7, ISO-8859-2, MacRoman, CP437), hence mojibake of Greek,
+//!    Cyrillic, …; `restore_byte_a0` ("Ã " for "à" whose `\xa0` became a space),
+//!    `replace_lossy_sequences` and the CESU-8 "utf-8-variants".
 //! 3. `fix_c1_controls`: U+0080–U+009F become their Windows-1252 characters.
 //! 4. `fix_latin_ligatures`: "ﬁ" → "fi", "ĳ" → "ij", the Serbo-Croatian digraphs, ….
 //! 5. `fix_character_width`: full-width and half-width forms become their NFKC form
@@ -45,7 +46,9 @@ use super::text::Text;
 /// decode to the C1 control of the same number, as in ftfy's "sloppy" codec and the HTML5
 /// numeric-reference rules.
 const WINDOWS_1252_C1: [char; 32] = [
-    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}', //
+    // 0x80–0x8F
+    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}',
+    // 0x90–0x9F
     '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
 ];
 
@@ -59,7 +62,10 @@ pub(super) fn windows_1252_c1(byte: u8) -> char {
 fn windows_1252_byte(c: char) -> Option<u8> {
     match u8::try_from(c) {
         Ok(byte) => Some(byte),
-        Err(_) => WINDOWS_1252_C1.iter().position(|&d| d == c).map(|i| 0x80 + i as u8),
+        Err(_) => WINDOWS_1252_C1
+            .iter()
+            .position(|&d| d == c)
+            .map(|i| 0x80 + i as u8),
     }
 }
 
@@ -166,7 +172,9 @@ pub(super) struct Ftfy {
 
 impl Ftfy {
     pub fn new() -> Result<Self, regex::Error> {
-        Ok(Self { ansi: Regex::new(r"\x1b\[(?:\d|;)*[a-zA-Z]")? })
+        Ok(Self {
+            ansi: Regex::new(r"\x1b\[(?:\d|;)*[a-zA-Z]")?,
+        })
     }
 
     pub fn fix_text(&self, text: &Text, entities: &Entities) -> Text {
@@ -235,7 +243,11 @@ fn fix_encoding(mut text: Text) -> Text {
 
 /// The whole text read back as UTF-8 bytes that Windows-1252 displayed, if it is that.
 fn decode_whole(text: &Text) -> Option<Text> {
-    let bytes = text.chars.iter().map(|&c| windows_1252_byte(c)).collect::<Option<Vec<u8>>>()?;
+    let bytes = text
+        .chars
+        .iter()
+        .map(|&c| windows_1252_byte(c))
+        .collect::<Option<Vec<u8>>>()?;
     let decoded = String::from_utf8(bytes).ok()?;
     let mut out = Text::with_capacity(decoded.len());
     // One byte per source character, so byte offsets are character indices.
@@ -285,13 +297,21 @@ fn decode_mojibake(chars: &[char]) -> Option<(char, usize)> {
 }
 
 fn fix_line_breaks(text: &Text) -> Text {
-    if !text.chars.iter().any(|c| matches!(c, '\r' | '\u{2028}' | '\u{2029}' | '\u{85}')) {
+    if !text
+        .chars
+        .iter()
+        .any(|c| matches!(c, '\r' | '\u{2028}' | '\u{2029}' | '\u{85}'))
+    {
         return text.clone();
     }
     let mut out = Text::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
-        let len = if text.chars[i..].starts_with(&['\r', '\n']) { 2 } else { 1 };
+        let len = if text.chars[i..].starts_with(&['\r', '\n']) {
+            2
+        } else {
+            1
+        };
         match text.chars[i] {
             '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' => out.push('\n', text.span_of(i..i + len)),
             _ => out.extend_from(text, i..i + 1),
@@ -311,7 +331,11 @@ fn nfc(text: Text) -> Text {
     for (&c, &span) in text.chars.iter().zip(&text.spans) {
         decompose_canonical(c, |d| decomposed.push(d, span));
     }
-    let classes: Vec<u8> = decomposed.chars.iter().map(|&c| canonical_combining_class(c)).collect();
+    let classes: Vec<u8> = decomposed
+        .chars
+        .iter()
+        .map(|&c| canonical_combining_class(c))
+        .collect();
 
     // Canonical ordering: a stable sort by class of each run of non-starters.
     let mut order: Vec<usize> = (0..decomposed.len()).collect();
@@ -351,7 +375,10 @@ mod tests {
 
     fn fixed(text: &str) -> String {
         let entities = Entities::new().unwrap();
-        Ftfy::new().unwrap().fix_text(&Text::new(text), &entities).to_string()
+        Ftfy::new()
+            .unwrap()
+            .fix_text(&Text::new(text), &entities)
+            .to_string()
     }
 
     /// Expected values are ftfy 6.3.1's `fix_text` on the same strings.

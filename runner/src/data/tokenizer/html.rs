@@ -37,8 +37,15 @@ struct Charref {
 impl Entities {
     pub fn new() -> Result<Self, TokenizerError> {
         let mut named = HashMap::new();
-        for (index, line) in TABLE.lines().enumerate().filter(|(_, line)| !line.starts_with('#')) {
-            let bad = |reason| TokenizerError::EntityTable { line: index + 1, reason };
+        for (index, line) in TABLE
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.starts_with('#'))
+        {
+            let bad = |reason| TokenizerError::EntityTable {
+                line: index + 1,
+                reason,
+            };
             let (name, points) = line.split_once('\t').ok_or(bad("no tab"))?;
             let value = points
                 .split(' ')
@@ -47,7 +54,10 @@ impl Entities {
                 .ok_or(bad("bad code point"))?;
             named.insert(name.to_owned(), value);
         }
-        let mut entities = Self { named, shouted: HashMap::new() };
+        let mut entities = Self {
+            named,
+            shouted: HashMap::new(),
+        };
         let shouted = entities
             .named
             .iter()
@@ -55,7 +65,10 @@ impl Entities {
             .filter_map(|(name, value)| {
                 let upper = name.to_uppercase();
                 let chars: Vec<char> = format!("&{upper}").chars().collect();
-                entities.python_charref(&chars, 0).is_none().then(|| (upper, value.to_uppercase()))
+                entities
+                    .python_charref(&chars, 0)
+                    .is_none()
+                    .then(|| (upper, value.to_uppercase()))
             })
             .collect();
         entities.shouted = shouted;
@@ -113,7 +126,10 @@ impl Entities {
             let end = digits_at + digits;
             let semicolon = usize::from(rest.get(end) == Some(&';'));
             let value = numeric_charref(&rest[digits_at..end], radix);
-            return Some(Charref { len: 1 + end + semicolon, value });
+            return Some(Charref {
+                len: 1 + end + semicolon,
+                value,
+            });
         }
         let name_len = rest
             .iter()
@@ -126,12 +142,18 @@ impl Entities {
         let semicolon = usize::from(rest.get(name_len) == Some(&';'));
         let name: String = rest[..name_len + semicolon].iter().collect();
         if let Some(value) = self.named.get(&name) {
-            return Some(Charref { len: 1 + name.chars().count(), value: value.clone() });
+            return Some(Charref {
+                len: 1 + name.chars().count(),
+                value: value.clone(),
+            });
         }
         // The longest known prefix of at least two characters; what follows it stays as text.
         (2..name_len + semicolon).rev().find_map(|prefix_len| {
             let prefix: String = rest[..prefix_len].iter().collect();
-            self.named.get(&prefix).map(|value| Charref { len: 1 + prefix_len, value: value.clone() })
+            self.named.get(&prefix).map(|value| Charref {
+                len: 1 + prefix_len,
+                value: value.clone(),
+            })
         })
     }
 
@@ -139,7 +161,10 @@ impl Entities {
     fn ftfy_charref(&self, chars: &[char], at: usize) -> Option<Charref> {
         let rest = &chars[at + 1..];
         let hash = usize::from(rest.first() == Some(&'#'));
-        let alnum = rest[hash..].iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+        let alnum = rest[hash..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
         if alnum == 0 || alnum > FTFY_MAX_NAME_CHARS || rest.get(hash + alnum) != Some(&';') {
             return None;
         }
@@ -148,11 +173,17 @@ impl Entities {
         if hash == 0 {
             let name: String = matched[1..].iter().collect();
             let value = self.named.get(&name).or_else(|| self.shouted.get(&name))?;
-            return Some(Charref { len, value: value.clone() });
+            return Some(Charref {
+                len,
+                value: value.clone(),
+            });
         }
         // ftfy runs `html.unescape` on the match and keeps it only if the `;` was consumed.
         let decoded = self.python_charref(matched, 0)?;
-        (decoded.len == len && !decoded.value.contains(';')).then_some(Charref { len, value: decoded.value })
+        (decoded.len == len && !decoded.value.contains(';')).then_some(Charref {
+            len,
+            value: decoded.value,
+        })
     }
 }
 
@@ -160,7 +191,8 @@ impl Entities {
 /// surrogates and out-of-range numbers, nothing for other control and non-characters.
 fn numeric_charref(digits: &[char], radix: u32) -> String {
     let number = digits.iter().try_fold(0u32, |acc, c| {
-        acc.checked_mul(radix)?.checked_add(c.to_digit(radix).expect("digits were checked"))
+        acc.checked_mul(radix)?
+            .checked_add(c.to_digit(radix).expect("digits were checked"))
     });
     let Some(number) = number.filter(|&n| n <= 0x10FFFF) else {
         return '\u{FFFD}'.into();

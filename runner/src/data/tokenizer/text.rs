@@ -19,7 +19,10 @@ pub(super) struct Span {
 impl Span {
     /// The smallest span covering both.
     pub fn cover(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn range(self) -> Range<usize> {
@@ -29,7 +32,7 @@ impl Span {
 
 /// Characters with their source spans, kept as two parallel vectors so that the matching
 /// code can work on a plain `&[char]`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct Text {
     pub chars: Vec<char>,
     pub spans: Vec<Span>,
@@ -40,13 +43,24 @@ impl Text {
     pub fn new(text: &str) -> Self {
         let (chars, spans) = text
             .char_indices()
-            .map(|(at, c)| (c, Span { start: at, end: at + c.len_utf8() }))
+            .map(|(at, c)| {
+                (
+                    c,
+                    Span {
+                        start: at,
+                        end: at + c.len_utf8(),
+                    },
+                )
+            })
             .unzip();
         Self { chars, spans }
     }
 
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { chars: Vec::with_capacity(capacity), spans: Vec::with_capacity(capacity) }
+        Self {
+            chars: Vec::with_capacity(capacity),
+            spans: Vec::with_capacity(capacity),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -73,7 +87,11 @@ impl Text {
 
     /// The span covering the characters in `range` (which must not be empty).
     pub fn span_of(&self, range: Range<usize>) -> Span {
-        self.spans[range].iter().copied().reduce(Span::cover).expect("span of an empty range")
+        self.spans[range]
+            .iter()
+            .copied()
+            .reduce(Span::cover)
+            .expect("span of an empty range")
     }
 
     /// Splits into consecutive pieces, each ending after a `'\n'` (the last one may not).
@@ -112,12 +130,17 @@ impl Text {
     }
 
     fn slice(&self, range: Range<usize>) -> Text {
-        Text { chars: self.chars[range.clone()].to_vec(), spans: self.spans[range].to_vec() }
+        Text {
+            chars: self.chars[range.clone()].to_vec(),
+            spans: self.spans[range].to_vec(),
+        }
     }
 }
 
 impl std::fmt::Display for Text {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.chars.iter().try_for_each(|c| std::fmt::Write::write_char(f, *c))
+        self.chars
+            .iter()
+            .try_for_each(|c| std::fmt::Write::write_char(f, *c))
     }
 }
