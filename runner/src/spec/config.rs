@@ -13,6 +13,7 @@ use crate::train::optim::AdamConfig;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
+    #[serde(default)]
     pub model: ModelSpec,
     pub data: DataConfig,
     #[serde(default)]
@@ -39,6 +40,12 @@ pub struct ModelSpec {
 
 fn default_preset() -> String {
     "tiny".into()
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self { preset: default_preset(), init: None, overrides: toml::Table::new() }
+    }
 }
 
 impl ModelSpec {

@@ -1,0 +1,181 @@
+//! The plugin host against bad plugin folders, driving the real `gadms-run` binary: each
+//! case must end in a clear message, never a crash. Foreign libraries are compiled here
+//! from a few lines of C with the system compiler.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gadms_plugin::abi;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gadms-run"))
+}
+
+/// The folder with the workspace's plugins (next to the binary).
+fn workspace_plugins() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_gadms-run")).parent().unwrap().to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gadms-plugins-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiles `source` (C) into `dir/lib<name>.so`.
+fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let lib = dir.join(format!("lib{name}{}", std::env::consts::DLL_SUFFIX));
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(status.success(), "compiling {name}.c failed");
+    std::fs::remove_file(src).unwrap();
+    lib
+}
+
+/// Runs `gadms-run plugins` with only `dir` besides the defaults; asserts a normal exit
+/// (no signal) and returns stdout + stderr.
+fn plugins_in(dir: &Path) -> (Output, String) {
+    let out = bin().arg("plugins").arg("--plugin-dir").arg(dir).env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    assert!(out.status.code().is_some(), "gadms-run was killed by a signal: {out:?}");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out, text)
+}
+
+#[test]
+fn every_kind_is_listed_from_the_built_libraries() {
+    let out = bin().arg("plugins").env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for (kind, name) in [("dataset", "synthetic-persons"), ("masking", "gadms"), ("masking", "every-nth"), ("loss", "sdm")] {
+        let line = text.lines().find(|l| l.split_whitespace().take(2).eq([kind, name]));
+        let line = line.unwrap_or_else(|| panic!("`{kind} {name}` not listed:\n{text}"));
+        assert!(line.contains(".so"), "{line}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_library() {
+    let dir = scratch("not-a-library");
+    std::fs::write(dir.join(format!("libnotes{}", std::env::consts::DLL_SUFFIX)), "just text").unwrap();
+    let (out, text) = plugins_in(&dir);
+    assert!(!out.status.success());
+    assert!(text.contains("libnotes") && text.contains("not a loadable library"), "{text}");
+    assert!(text.contains("sdm"), "the other plugins still load:\n{text}");
+}
+
+#[test]
+fn a_library_without_the_declaration() {
+    let dir = scratch("no-symbol");
+    c_library(&dir, "plain", "int answer(void) { return 42; }\n");
+    let (out, text) = plugins_in(&dir);
+    assert!(!out.status.success());
+    assert!(text.contains("libplain") && text.contains(abi::ABI_SYMBOL) && text.contains("declare_plugin"), "{text}");
+}
+
+#[test]
+fn a_plugin_with_another_abi_version() {
+    let dir = scratch("abi");
+    let wrong = abi::ABI_VERSION + 41;
+    c_library(&dir, "oldabi", &format!("unsigned {}(void) {{ return {wrong}; }}\n", abi::ABI_SYMBOL));
+    let (out, text) = plugins_in(&dir);
+    assert!(!out.status.success());
+    let expected = format!("plugin ABI version {wrong}, runner expects {}", abi::ABI_VERSION);
+    assert!(text.contains("liboldabi") && text.contains(&expected) && text.contains("rebuild the plugin"), "{text}");
+}
+
+#[test]
+fn a_plugin_built_by_another_compiler_names_the_differing_fields() {
+    let dir = scratch("fingerprint");
+    let foreign = abi::FINGERPRINT
+        .lines()
+        .map(|l| if l.starts_with("rustc=") { "rustc=rustc 1.70.0 (90c541806 2023-05-31)" } else { l })
+        .map(|l| if l.starts_with("profile=") { "profile=debug" } else { l })
+        .collect::<Vec<_>>()
+        .join("\\n");
+    let source = format!(
+        "unsigned {}(void) {{ return {}; }}\nconst char *{}(void) {{ return \"{foreign}\\n\"; }}\n",
+        abi::ABI_SYMBOL,
+        abi::ABI_VERSION,
+        abi::FINGERPRINT_SYMBOL
+    );
+    c_library(&dir, "foreign", &source);
+    let (out, text) = plugins_in(&dir);
+    assert!(!out.status.success());
+    let problem = text.lines().find(|l| l.contains("libforeign")).unwrap_or_else(|| panic!("{text}"));
+    assert!(problem.contains("rustc: runner `rustc 1.") && problem.contains("plugin `rustc 1.70.0"), "{problem}");
+    assert!(problem.contains("profile: runner `release`, plugin `debug`"), "{problem}");
+    assert!(!problem.contains("target:") && problem.contains("rebuild the plugin"), "only differing fields: {problem}");
+}
+
+#[test]
+fn two_plugins_registering_the_same_name() {
+    let dir = scratch("duplicate");
+    let original = workspace_plugins().join(format!("libgadms_template_masking{}", std::env::consts::DLL_SUFFIX));
+    std::fs::copy(&original, dir.join(format!("libcopy_of_template{}", std::env::consts::DLL_SUFFIX))).unwrap();
+    let (out, text) = plugins_in(&dir);
+    assert!(!out.status.success());
+    assert!(text.contains("masking plugin `every-nth` is registered twice") && text.contains("libcopy_of_template"), "{text}");
+}
+
+#[test]
+fn a_spec_naming_an_unknown_plugin_lists_the_available_ones() {
+    let dir = scratch("unknown");
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        r#"
+[experiment]
+name = "unknown-plugin"
+
+[base.data]
+train = { plugin = "synthetic-persons" }
+
+[base.masking]
+plugin = "gadmz"
+
+[base.losses]
+sdm = {}
+"#,
+    )
+    .unwrap();
+    let out = bin().arg("validate").arg(&spec).env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("unknown masking plugin `gadmz`") && text.contains("available: every-nth, gadms, none, random"), "{text}");
+    assert!(text.contains("masking.plugin"), "names the key: {text}");
+}
+
+#[test]
+fn bad_plugin_options_name_the_plugin_and_the_key() {
+    let dir = scratch("options");
+    let spec = dir.join("spec.toml");
+    std::fs::write(
+        &spec,
+        r#"
+[experiment]
+name = "bad-options"
+
+[base.data]
+train = { plugin = "synthetic-persons" }
+
+[base.masking]
+plugin = "gadms"
+scorr = "gass"
+
+[base.losses]
+sdm = {}
+"#,
+    )
+    .unwrap();
+    let out = bin().arg("validate").arg(&spec).env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("`masking` (plugin `gadms`)") && text.contains("scorr"), "{text}");
+}
