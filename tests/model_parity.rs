@@ -3,7 +3,7 @@
 //! loaded by their reference names. Config, shapes and tolerances come from the manifest.
 
 use gadms::model::weights::{load_named, read_safetensors, Strictness};
-use gadms::model::{resize_position_embedding, Clip, ModelConfig, TextTransformer};
+use gadms::model::{resize_position_embedding, Clip, TextTransformer};
 use gadms_golden::{assert_close, Golden};
 
 mod common;
@@ -26,10 +26,18 @@ fn fixture() -> Fixture {
     let file = golden.dir.join("model.safetensors");
     let weights = read_safetensors(&file).unwrap();
     // The file also holds the loss heads (cross-modal decoder, classifier): not built here.
-    let strict = Strictness { allow_missing: false, allow_unexpected: true };
+    let strict = Strictness {
+        allow_missing: false,
+        allow_unexpected: true,
+    };
     load_named(&vs, &weights, &file, strict).unwrap();
     let io = golden.tensors("model_io.safetensors");
-    Fixture { golden, io, clip, _vs: vs }
+    Fixture {
+        golden,
+        io,
+        clip,
+        _vs: vs,
+    }
 }
 
 impl Fixture {
@@ -66,7 +74,10 @@ fn text_features_match_the_reference() {
 
         // The clean caption through the blocks before the scorer's tail, [L, B, W].
         let regular = int(f.golden.model_config(), "regular_text_layers") as usize;
-        f.check("output/mid_text_feats", &text.hidden(clean, regular).permute([1, 0, 2]));
+        f.check(
+            "output/mid_text_feats",
+            &text.hidden(clean, regular).permute([1, 0, 2]),
+        );
     });
 }
 
@@ -89,8 +100,14 @@ fn position_embedding_resize_matches_the_reference_loader() {
     let grid = int(f.golden.model_config(), "pretrain_grid");
     let source = &f.io["pretrain_checkpoint/visual.positional_embedding"];
     let resized = resize_position_embedding(source, (grid, grid), c.grid());
-    let reference = &read_safetensors(&f.golden.dir.join("model.safetensors")).unwrap()["base_model.visual.positional_embedding"];
-    assert_close("visual.positional_embedding (resized)", &resized, reference, Some(1e-6));
+    let reference = &read_safetensors(&f.golden.dir.join("model.safetensors")).unwrap()
+        ["base_model.visual.positional_embedding"];
+    assert_close(
+        "visual.positional_embedding (resized)",
+        &resized,
+        reference,
+        Some(1e-6),
+    );
 }
 
 #[test]
@@ -102,16 +119,32 @@ fn a_shape_mismatch_names_the_parameter_and_both_shapes() {
     let _clip = Clip::new(&vs.root(), &config);
     let file = golden.dir.join("model.safetensors");
     let weights = read_safetensors(&file).unwrap();
-    let err = load_named(&vs, &weights, &file, Strictness { allow_missing: false, allow_unexpected: true })
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("base_model.") && err.contains("the model expects"), "{err}");
+    let err = load_named(
+        &vs,
+        &weights,
+        &file,
+        Strictness {
+            allow_missing: false,
+            allow_unexpected: true,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("base_model.") && err.contains("the model expects"),
+        "{err}"
+    );
     let missing = {
         let mut w = weights;
         w.remove("base_model.ln_final.weight");
         let vs = VarStore::new(Device::Cpu);
         let _clip = Clip::new(&vs.root(), &golden_config(&golden));
-        load_named(&vs, &w, &file, Strictness::default()).unwrap_err().to_string()
+        load_named(&vs, &w, &file, Strictness::default())
+            .unwrap_err()
+            .to_string()
     };
-    assert!(missing.contains("missing") && missing.contains("base_model.ln_final.weight"), "{missing}");
+    assert!(
+        missing.contains("missing") && missing.contains("base_model.ln_final.weight"),
+        "{missing}"
+    );
 }

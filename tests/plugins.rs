@@ -13,7 +13,10 @@ fn bin() -> Command {
 
 /// The folder with the workspace's plugins (next to the binary).
 fn workspace_plugins() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gadms-run")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_BIN_EXE_gadms-run"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -42,19 +45,47 @@ fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
 /// Runs `gadms-run plugins` with only `dir` besides the defaults; asserts a normal exit
 /// (no signal) and returns stdout + stderr.
 fn plugins_in(dir: &Path) -> (Output, String) {
-    let out = bin().arg("plugins").arg("--plugin-dir").arg(dir).env("GADMS_PLUGIN_PATH", "").output().unwrap();
-    assert!(out.status.code().is_some(), "gadms-run was killed by a signal: {out:?}");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("plugins")
+        .arg("--plugin-dir")
+        .arg(dir)
+        .env("GADMS_PLUGIN_PATH", "")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "gadms-run was killed by a signal: {out:?}"
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out, text)
 }
 
 #[test]
 fn every_kind_is_listed_from_the_built_libraries() {
-    let out = bin().arg("plugins").env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let out = bin()
+        .arg("plugins")
+        .env("GADMS_PLUGIN_PATH", "")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    for (kind, name) in [("dataset", "synthetic-persons"), ("masking", "gadms"), ("masking", "every-nth"), ("loss", "sdm")] {
-        let line = text.lines().find(|l| l.split_whitespace().take(2).eq([kind, name]));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (kind, name) in [
+        ("dataset", "synthetic-persons"),
+        ("masking", "gadms"),
+        ("masking", "every-nth"),
+        ("loss", "sdm"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([kind, name]));
         let line = line.unwrap_or_else(|| panic!("`{kind} {name}` not listed:\n{text}"));
         assert!(line.contains(".so"), "{line}");
     }
@@ -63,10 +94,17 @@ fn every_kind_is_listed_from_the_built_libraries() {
 #[test]
 fn a_file_that_is_not_a_library() {
     let dir = scratch("not-a-library");
-    std::fs::write(dir.join(format!("libnotes{}", std::env::consts::DLL_SUFFIX)), "just text").unwrap();
+    std::fs::write(
+        dir.join(format!("libnotes{}", std::env::consts::DLL_SUFFIX)),
+        "just text",
+    )
+    .unwrap();
     let (out, text) = plugins_in(&dir);
     assert!(!out.status.success());
-    assert!(text.contains("libnotes") && text.contains("not a loadable library"), "{text}");
+    assert!(
+        text.contains("libnotes") && text.contains("not a loadable library"),
+        "{text}"
+    );
     assert!(text.contains("sdm"), "the other plugins still load:\n{text}");
 }
 
@@ -76,18 +114,28 @@ fn a_library_without_the_declaration() {
     c_library(&dir, "plain", "int answer(void) { return 42; }\n");
     let (out, text) = plugins_in(&dir);
     assert!(!out.status.success());
-    assert!(text.contains("libplain") && text.contains(abi::ABI_SYMBOL) && text.contains("declare_plugin"), "{text}");
+    assert!(
+        text.contains("libplain") && text.contains(abi::ABI_SYMBOL) && text.contains("declare_plugin"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_plugin_with_another_abi_version() {
     let dir = scratch("abi");
     let wrong = abi::ABI_VERSION + 41;
-    c_library(&dir, "oldabi", &format!("unsigned {}(void) {{ return {wrong}; }}\n", abi::ABI_SYMBOL));
+    c_library(
+        &dir,
+        "oldabi",
+        &format!("unsigned {}(void) {{ return {wrong}; }}\n", abi::ABI_SYMBOL),
+    );
     let (out, text) = plugins_in(&dir);
     assert!(!out.status.success());
     let expected = format!("plugin ABI version {wrong}, runner expects {}", abi::ABI_VERSION);
-    assert!(text.contains("liboldabi") && text.contains(&expected) && text.contains("rebuild the plugin"), "{text}");
+    assert!(
+        text.contains("liboldabi") && text.contains(&expected) && text.contains("rebuild the plugin"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -95,8 +143,20 @@ fn a_plugin_built_by_another_compiler_names_the_differing_fields() {
     let dir = scratch("fingerprint");
     let foreign = abi::FINGERPRINT
         .lines()
-        .map(|l| if l.starts_with("rustc=") { "rustc=rustc 1.70.0 (90c541806 2023-05-31)" } else { l })
-        .map(|l| if l.starts_with("profile=") { "profile=debug" } else { l })
+        .map(|l| {
+            if l.starts_with("rustc=") {
+                "rustc=rustc 1.70.0 (90c541806 2023-05-31)"
+            } else {
+                l
+            }
+        })
+        .map(|l| {
+            if l.starts_with("profile=") {
+                "profile=debug"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\\n");
     let source = format!(
@@ -108,20 +168,43 @@ fn a_plugin_built_by_another_compiler_names_the_differing_fields() {
     c_library(&dir, "foreign", &source);
     let (out, text) = plugins_in(&dir);
     assert!(!out.status.success());
-    let problem = text.lines().find(|l| l.contains("libforeign")).unwrap_or_else(|| panic!("{text}"));
-    assert!(problem.contains("rustc: runner `rustc 1.") && problem.contains("plugin `rustc 1.70.0"), "{problem}");
-    assert!(problem.contains("profile: runner `release`, plugin `debug`"), "{problem}");
-    assert!(!problem.contains("target:") && problem.contains("rebuild the plugin"), "only differing fields: {problem}");
+    let problem = text
+        .lines()
+        .find(|l| l.contains("libforeign"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        problem.contains("rustc: runner `rustc 1.") && problem.contains("plugin `rustc 1.70.0"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("profile: runner `release`, plugin `debug`"),
+        "{problem}"
+    );
+    assert!(
+        !problem.contains("target:") && problem.contains("rebuild the plugin"),
+        "only differing fields: {problem}"
+    );
 }
 
 #[test]
 fn two_plugins_registering_the_same_name() {
     let dir = scratch("duplicate");
-    let original = workspace_plugins().join(format!("libgadms_template_masking{}", std::env::consts::DLL_SUFFIX));
-    std::fs::copy(&original, dir.join(format!("libcopy_of_template{}", std::env::consts::DLL_SUFFIX))).unwrap();
+    let original = workspace_plugins().join(format!(
+        "libgadms_template_masking{}",
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(
+        &original,
+        dir.join(format!("libcopy_of_template{}", std::env::consts::DLL_SUFFIX)),
+    )
+    .unwrap();
     let (out, text) = plugins_in(&dir);
     assert!(!out.status.success());
-    assert!(text.contains("masking plugin `every-nth` is registered twice") && text.contains("libcopy_of_template"), "{text}");
+    assert!(
+        text.contains("masking plugin `every-nth` is registered twice")
+            && text.contains("libcopy_of_template"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -145,10 +228,19 @@ sdm = {}
 "#,
     )
     .unwrap();
-    let out = bin().arg("validate").arg(&spec).env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let out = bin()
+        .arg("validate")
+        .arg(&spec)
+        .env("GADMS_PLUGIN_PATH", "")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(text.contains("unknown masking plugin `gadmz`") && text.contains("available: every-nth, gadms, none, random"), "{text}");
+    assert!(
+        text.contains("unknown masking plugin `gadmz`")
+            && text.contains("available: every-nth, gadms, none, random"),
+        "{text}"
+    );
     assert!(text.contains("masking.plugin"), "names the key: {text}");
 }
 
@@ -174,8 +266,16 @@ sdm = {}
 "#,
     )
     .unwrap();
-    let out = bin().arg("validate").arg(&spec).env("GADMS_PLUGIN_PATH", "").output().unwrap();
+    let out = bin()
+        .arg("validate")
+        .arg(&spec)
+        .env("GADMS_PLUGIN_PATH", "")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(text.contains("`masking` (plugin `gadms`)") && text.contains("scorr"), "{text}");
+    assert!(
+        text.contains("`masking` (plugin `gadms`)") && text.contains("scorr"),
+        "{text}"
+    );
 }

@@ -21,7 +21,11 @@ use common::{golden_config, int};
 
 fn plugins() -> PluginSet {
     let set = PluginSet::discover(&default_search_path());
-    assert!(set.problems.is_empty(), "plugin problems: {:?}", set.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+    assert!(
+        set.problems.is_empty(),
+        "plugin problems: {:?}",
+        set.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+    );
     set
 }
 
@@ -36,24 +40,58 @@ fn one_training_step_matches_the_reference() {
     let vs = VarStore::new(Device::Cpu);
     let clip = Clip::new(&vs.root(), &config);
     let vocab = Vocab::clip_layout(config.vocab_size);
-    let ctx = LossContext { embed_dim: config.embed_dim, vocab, num_classes: int(c, "num_classes") };
-    let build = |name: &str, options: &str| plugins.loss(name).unwrap().build(&vs.root(), &ctx, options).unwrap();
-    let mtp_options = format!("depth = {}\nheads = {}", int(c, "cmt_depth"), int(c, "cross_heads"));
+    let ctx = LossContext {
+        embed_dim: config.embed_dim,
+        vocab,
+        num_classes: int(c, "num_classes"),
+    };
+    let build = |name: &str, options: &str| {
+        plugins
+            .loss(name)
+            .unwrap()
+            .build(&vs.root(), &ctx, options)
+            .unwrap()
+    };
+    let mtp_options = format!(
+        "depth = {}\nheads = {}",
+        int(c, "cmt_depth"),
+        int(c, "cross_heads")
+    );
     let losses = vec![
-        WeightedLoss { name: "sdm".into(), weight: 1.0, loss: build("sdm", "") },
-        WeightedLoss { name: "mtp".into(), weight: c["mlm_loss_weight"].as_f64().unwrap(), loss: build("mtp", &mtp_options) },
+        WeightedLoss {
+            name: "sdm".into(),
+            weight: 1.0,
+            loss: build("sdm", ""),
+        },
+        WeightedLoss {
+            name: "mtp".into(),
+            weight: c["mlm_loss_weight"].as_f64().unwrap(),
+            loss: build("mtp", &mtp_options),
+        },
     ];
     // Built (so its parameters exist, as in the reference model) but not part of the loss.
     let _id = build("id", "");
     let file = g.dir.join("model.safetensors");
-    load_named(&vs, &read_safetensors(&file).unwrap(), &file, Strictness::default()).unwrap();
+    load_named(
+        &vs,
+        &read_safetensors(&file).unwrap(),
+        &file,
+        Strictness::default(),
+    )
+    .unwrap();
 
     let batch_size = io["input/pids"].size()[0];
     let masking_options = format!("layers = {}\ngroup = {batch_size}", int(c, "dense_layers_n"));
     let masking = plugins
         .masking("gadms")
         .unwrap()
-        .create(&MaskingContext { vocab, context_length: config.context_length }, &masking_options)
+        .create(
+            &MaskingContext {
+                vocab,
+                context_length: config.context_length,
+            },
+            &masking_options,
+        )
         .unwrap();
 
     let labels = io["input/mlm_labels"].shallow_clone();
@@ -62,7 +100,11 @@ fn one_training_step_matches_the_reference() {
         images: io["input/images"].shallow_clone(),
         clean: io["input/caption_ids_ori"].shallow_clone(),
         alignment: io["input/noise_text"].shallow_clone(),
-        mtp: Some(MtpBatch { ids: io["input/mlm_ids"].shallow_clone(), labels, positions }),
+        mtp: Some(MtpBatch {
+            ids: io["input/mlm_ids"].shallow_clone(),
+            labels,
+            positions,
+        }),
         pids: io["input/pids"].shallow_clone(),
     };
     let out = step::forward(&clip, masking.as_ref(), &losses, &batch).unwrap();
@@ -83,12 +125,21 @@ fn one_training_step_matches_the_reference() {
         let name = name.as_str().unwrap();
         check(&format!("output/grad/{name}"), &vars[name].grad());
     }
-    assert!(!vars["classifier.weight"].grad().defined(), "no active loss uses the classifier");
+    assert!(
+        !vars["classifier.weight"].grad().defined(),
+        "no active loss uses the classifier"
+    );
     opt.step();
     for name in g.file("model_io.safetensors")["grad_params"].as_array().unwrap() {
         let name = name.as_str().unwrap();
         check(&format!("output/after_step/{name}"), &vars[name]);
     }
-    let skipped = io["output/optimizer/classifier_grad_is_none"].to_kind(Kind::Bool).int64_value(&[]) == 1;
-    assert!(skipped && vars["classifier.weight"].equal(&before), "Adam must skip a parameter without gradient");
+    let skipped = io["output/optimizer/classifier_grad_is_none"]
+        .to_kind(Kind::Bool)
+        .int64_value(&[])
+        == 1;
+    assert!(
+        skipped && vars["classifier.weight"].equal(&before),
+        "Adam must skip a parameter without gradient"
+    );
 }

@@ -34,7 +34,10 @@ fn main() {
 
 /// Version of `package` in the nearest `Cargo.lock` above the SDK (the workspace's).
 fn lockfile_version(start: &Path, package: &str) -> Option<String> {
-    let lock = start.ancestors().map(|d| d.join("Cargo.lock")).find(|p| p.exists())?;
+    let lock = start
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|p| p.exists())?;
     println!("cargo:rerun-if-changed={}", lock.display());
     let text = std::fs::read_to_string(lock).ok()?;
     let needle = format!("name = \"{package}\"\n");
@@ -49,7 +52,16 @@ fn libtorch_version(lib: &Path) -> Option<String> {
     let root = lib.parent()?;
     if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
         let line = text.lines().find(|l| l.starts_with("__version__"))?;
-        return Some(line.split('=').nth(1)?.trim().trim_matches('\'').trim_matches('"').to_string());
+        return Some(
+            line.split('=')
+                .nth(1)?
+                .trim()
+                .trim_matches('\'')
+                .trim_matches('"')
+                .to_string(),
+        );
     }
-    std::fs::read_to_string(root.join("build-version")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }

@@ -18,14 +18,14 @@ pub enum ComponentError {
     Lookup {
         key: String,
         #[source]
-        source: LookupError,
+        source: Box<LookupError>,
     },
     #[error("`{key}` (plugin `{plugin}`): {source}")]
     Plugin {
         key: String,
         plugin: String,
         #[source]
-        source: PluginError,
+        source: Box<PluginError>,
     },
     #[error("`model`: {0}")]
     Model(String),
@@ -41,14 +41,23 @@ pub fn masking(
     config: &ComponentConfig,
     model: &ModelConfig,
 ) -> Result<Box<dyn MaskingStrategy>, ComponentError> {
-    let factory =
-        plugins.masking(&config.plugin).map_err(|source| ComponentError::Lookup { key: "masking.plugin".into(), source })?;
-    let ctx = MaskingContext { vocab: vocab(model), context_length: model.context_length };
-    factory.create(&ctx, &config.options_text(&[])).map_err(|source| ComponentError::Plugin {
-        key: "masking".into(),
-        plugin: config.plugin.clone(),
-        source,
-    })
+    let factory = plugins
+        .masking(&config.plugin)
+        .map_err(|source| ComponentError::Lookup {
+            key: "masking.plugin".into(),
+            source: Box::new(source),
+        })?;
+    let ctx = MaskingContext {
+        vocab: vocab(model),
+        context_length: model.context_length,
+    };
+    factory
+        .create(&ctx, &config.options_text(&[]))
+        .map_err(|source| ComponentError::Plugin {
+            key: "masking".into(),
+            plugin: config.plugin.clone(),
+            source: Box::new(source),
+        })
 }
 
 /// Builds every loss of `config` under `root` (parameter names at the reference's top level).
@@ -60,7 +69,11 @@ pub fn losses(
     root: &nn::Path,
     num_classes: i64,
 ) -> Result<Vec<WeightedLoss>, ComponentError> {
-    let ctx = LossContext { embed_dim: model.embed_dim, vocab: vocab(model), num_classes };
+    let ctx = LossContext {
+        embed_dim: model.embed_dim,
+        vocab: vocab(model),
+        num_classes,
+    };
     config
         .losses
         .iter()
@@ -68,13 +81,23 @@ pub fn losses(
         .map(|(name, l)| {
             let plugin = l.plugin.clone().unwrap_or_else(|| name.clone());
             let key = format!("losses.{name}");
-            let factory =
-                plugins.loss(&plugin).map_err(|source| ComponentError::Lookup { key: key.clone(), source })?;
+            let factory = plugins.loss(&plugin).map_err(|source| ComponentError::Lookup {
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
             let options = toml::to_string(&l.options).expect("a TOML table serialises");
             let loss = factory
                 .build(root, &ctx, &options)
-                .map_err(|source| ComponentError::Plugin { key, plugin: plugin.clone(), source })?;
-            Ok(WeightedLoss { name: name.clone(), weight: l.weight, loss })
+                .map_err(|source| ComponentError::Plugin {
+                    key,
+                    plugin: plugin.clone(),
+                    source: Box::new(source),
+                })?;
+            Ok(WeightedLoss {
+                name: name.clone(),
+                weight: l.weight,
+                loss,
+            })
         })
         .collect()
 }
@@ -86,19 +109,33 @@ pub fn dataset(
     config: &ComponentConfig,
     base_dir: &std::path::Path,
 ) -> Result<Box<dyn Dataset>, ComponentError> {
-    let factory =
-        plugins.dataset(&config.plugin).map_err(|source| ComponentError::Lookup { key: format!("{key}.plugin"), source })?;
-    let root = config.options.get("root").and_then(|v| v.as_str()).map(|r| base_dir.join(r));
-    factory.open(root.as_deref(), &config.options_text(DATASET_RUNNER_KEYS)).map_err(|source| ComponentError::Plugin {
-        key: key.into(),
-        plugin: config.plugin.clone(),
-        source,
-    })
+    let factory = plugins
+        .dataset(&config.plugin)
+        .map_err(|source| ComponentError::Lookup {
+            key: format!("{key}.plugin"),
+            source: Box::new(source),
+        })?;
+    let root = config
+        .options
+        .get("root")
+        .and_then(|v| v.as_str())
+        .map(|r| base_dir.join(r));
+    factory
+        .open(root.as_deref(), &config.options_text(DATASET_RUNNER_KEYS))
+        .map_err(|source| ComponentError::Plugin {
+            key: key.into(),
+            plugin: config.plugin.clone(),
+            source: Box::new(source),
+        })
 }
 
 /// Checks that every plugin a run names exists and accepts its options: the masking
 /// strategy is created, the losses are built on a scratch store, the datasets opened.
-pub fn check(plugins: &PluginSet, config: &RunConfig, base_dir: &std::path::Path) -> Result<(), ComponentError> {
+pub fn check(
+    plugins: &PluginSet,
+    config: &RunConfig,
+    base_dir: &std::path::Path,
+) -> Result<(), ComponentError> {
     let model = config.model.resolve().map_err(ComponentError::Model)?;
     masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);

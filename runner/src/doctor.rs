@@ -14,21 +14,48 @@ pub fn report(plugins: &PluginSet) -> String {
     let field = |k: &str| fp.get(k).cloned().unwrap_or_else(|| "unknown".into());
     writeln!(s, "gadms {}", env!("CARGO_PKG_VERSION")).unwrap();
     writeln!(s, "torch (libtorch built against): {}", field("libtorch")).unwrap();
-    writeln!(s, "tch: {}   rustc: {}   target: {}   profile: {}", field("tch"), field("rustc"), field("target"), field("profile"))
-        .unwrap();
+    writeln!(
+        s,
+        "tch: {}   rustc: {}   target: {}   profile: {}",
+        field("tch"),
+        field("rustc"),
+        field("target"),
+        field("profile")
+    )
+    .unwrap();
     let cuda = tch::Cuda::is_available();
-    writeln!(s, "CUDA available: {cuda}   cuDNN: {}", tch::Cuda::cudnn_is_available()).unwrap();
+    writeln!(
+        s,
+        "CUDA available: {cuda}   cuDNN: {}",
+        tch::Cuda::cudnn_is_available()
+    )
+    .unwrap();
     if cuda {
         let names = gpu_names();
         for i in 0..tch::Cuda::device_count() {
-            let name = names.get(i as usize).map(String::as_str).unwrap_or("(name unavailable)");
+            let name = names
+                .get(i as usize)
+                .map(String::as_str)
+                .unwrap_or("(name unavailable)");
             writeln!(s, "  cuda:{i}  {name}").unwrap();
         }
     }
-    writeln!(s, "threads: libtorch intra-op {}   available cores {}", tch::get_num_threads(), cores()).unwrap();
+    writeln!(
+        s,
+        "threads: libtorch intra-op {}   available cores {}",
+        tch::get_num_threads(),
+        cores()
+    )
+    .unwrap();
     writeln!(s, "plugin search path:").unwrap();
     for d in &plugins.search_path {
-        writeln!(s, "  {}{}", d.display(), if d.exists() { "" } else { "  (missing)" }).unwrap();
+        writeln!(
+            s,
+            "  {}{}",
+            d.display(),
+            if d.exists() { "" } else { "  (missing)" }
+        )
+        .unwrap();
     }
     writeln!(s, "plugins found: {}", plugins.components().count()).unwrap();
     for c in plugins.components() {
@@ -52,6 +79,11 @@ fn gpu_names() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }

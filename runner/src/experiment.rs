@@ -50,17 +50,27 @@ impl Selection {
 pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     let out = spec.output_dir();
     let mut s = format!("experiment `{}` → {}\n", spec.experiment.name, out.display());
-    s += &format!("{:<28} {:>6}  {:<16}  {:<8}  action\n", "variant", "seed", "hash", "state");
+    s += &format!(
+        "{:<28} {:>6}  {:<16}  {:<8}  action\n",
+        "variant", "seed", "hash", "state"
+    );
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let state = dir.status().filter(|st| st.hash == plan.hash).map(|st| st.state.as_str()).unwrap_or("new");
+        let state = dir
+            .status()
+            .filter(|st| st.hash == plan.hash)
+            .map(|st| st.state.as_str())
+            .unwrap_or("new");
         let action = match selection.action(plan, &dir) {
             Action::Run => "run",
             Action::SkipDone => "skip (done)",
             Action::SkipFailed => "skip (failed; --rerun-failed)",
             Action::NotSelected => "skip (--only)",
         };
-        s += &format!("{:<28} {:>6}  {:<16}  {:<8}  {action}\n", plan.variant, plan.seed, plan.hash, state);
+        s += &format!(
+            "{:<28} {:>6}  {:<16}  {:<8}  {action}\n",
+            plan.variant, plan.seed, plan.hash, state
+        );
     }
     s
 }
@@ -103,10 +113,16 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
         let dir = RunDir::new(&out, plan);
         let (state, detail) = match selection.action(plan, &dir) {
             Action::NotSelected => continue,
-            Action::SkipDone => ("done", "finished before; skipped (use --force to rerun)".to_string()),
+            Action::SkipDone => (
+                "done",
+                "finished before; skipped (use --force to rerun)".to_string(),
+            ),
             Action::SkipFailed => {
                 let error = dir.status().and_then(|s| s.error).unwrap_or_default();
-                ("failed", format!("failed before, skipped (use --rerun-failed): {error}"))
+                (
+                    "failed",
+                    format!("failed before, skipped (use --rerun-failed): {error}"),
+                )
             }
             Action::Run => {
                 dir.begin(plan)?;
@@ -131,7 +147,12 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
                 }
             }
         };
-        outcomes.push(Outcome { variant: plan.variant.clone(), seed: plan.seed, state, detail });
+        outcomes.push(Outcome {
+            variant: plan.variant.clone(),
+            seed: plan.seed,
+            state,
+            detail,
+        });
     }
     Ok(Summary { outcomes })
 }

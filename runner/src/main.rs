@@ -84,10 +84,21 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { spec, dry_run, overrides, only, rerun_failed, force } => {
+        Command::Run {
+            spec,
+            dry_run,
+            overrides,
+            only,
+            rerun_failed,
+            force,
+        } => {
             let spec = Spec::load(&spec, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
-            let selection = gadms::experiment::Selection { only, rerun_failed, force };
+            let selection = gadms::experiment::Selection {
+                only,
+                rerun_failed,
+                force,
+            };
             if dry_run {
                 print!("{}", gadms::experiment::plan_table(&spec, &selection));
                 return Ok(ExitCode::SUCCESS);
@@ -95,7 +106,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             report_problems(&plugins);
             let summary = gadms::experiment::run(&spec, &plugins, &selection)?;
             print!("{summary}");
-            Ok(if summary.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if summary.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Validate { spec, overrides } => {
             let spec = Spec::load(&spec, &overrides)?;
@@ -119,13 +134,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plugins => {
             let plugins = load_plugins(&cli.plugin_dirs, None);
-            println!("{:<8} {:<20} {:<10} {:<26} file", "kind", "name", "version", "package");
+            println!(
+                "{:<8} {:<20} {:<10} {:<26} file",
+                "kind", "name", "version", "package"
+            );
             for c in plugins.components() {
-                println!("{:<8} {:<20} {:<10} {:<26} {}", c.kind, c.name, c.version, c.package, c.file.display());
+                println!(
+                    "{:<8} {:<20} {:<10} {:<26} {}",
+                    c.kind,
+                    c.name,
+                    c.version,
+                    c.package,
+                    c.file.display()
+                );
             }
             println!("searched: {}", join_paths(&plugins.search_path));
             report_problems(&plugins);
-            Ok(if plugins.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if plugins.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Doctor => {
             print!("{}", gadms::doctor::report(&load_plugins(&cli.plugin_dirs, None)));
@@ -164,5 +193,9 @@ fn report_problems(plugins: &PluginSet) {
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p: &PathBuf| Path::new(p).display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p: &PathBuf| Path::new(p).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

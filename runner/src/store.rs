@@ -18,7 +18,10 @@ pub struct StoreError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError { path: path.to_path_buf(), source }
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Where a run stands.
@@ -61,7 +64,12 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(experiment_dir: &Path, plan: &RunPlan) -> Self {
-        Self { path: experiment_dir.join("runs").join(&plan.variant).join(format!("seed-{}", plan.seed)) }
+        Self {
+            path: experiment_dir
+                .join("runs")
+                .join(&plan.variant)
+                .join(format!("seed-{}", plan.seed)),
+        }
     }
 
     /// The stored status, if any (an unreadable one counts as absent).
@@ -73,7 +81,10 @@ impl RunDir {
     /// Starts a run: creates the folder, writes the resolved config and a fresh metrics log.
     pub fn begin(&self, plan: &RunPlan) -> Result<(), StoreError> {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
-        let config = format!("# run {} of variant `{}`, seed {}\n{}", plan.hash, plan.variant, plan.seed, plan.resolved);
+        let config = format!(
+            "# run {} of variant `{}`, seed {}\n{}",
+            plan.hash, plan.variant, plan.seed, plan.resolved
+        );
         write_atomic(&self.path.join("config.toml"), config.as_bytes())?;
         for f in ["metrics.jsonl", "run.log"] {
             let p = self.path.join(f);
@@ -83,8 +94,16 @@ impl RunDir {
     }
 
     pub fn set_status(&self, state: State, hash: &str, error: Option<String>) -> Result<(), StoreError> {
-        let updated = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let status = Status { state, hash: hash.to_string(), error, updated };
+        let updated = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let status = Status {
+            state,
+            hash: hash.to_string(),
+            error,
+            updated,
+        };
         let text = serde_json::to_string_pretty(&status).expect("status serialises");
         write_atomic(&self.path.join("status.json"), text.as_bytes())
     }
@@ -101,7 +120,11 @@ impl RunDir {
 
     fn append(&self, file: &str, text: &str) -> Result<(), StoreError> {
         let path = self.path.join(file);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
         f.write_all(text.as_bytes()).map_err(io(&path))
     }
 }

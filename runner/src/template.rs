@@ -8,7 +8,9 @@ const LIB_RS: &str = include_str!("../../plugins/template-masking/src/lib.rs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("`{0}` is not a valid plugin name: use lowercase letters, digits and dashes, starting with a letter")]
+    #[error(
+        "`{0}` is not a valid plugin name: use lowercase letters, digits and dashes, starting with a letter"
+    )]
     BadName(String),
     #[error("{} already exists; choose another name or remove it", .0.display())]
     Exists(PathBuf),
@@ -25,7 +27,9 @@ pub enum TemplateError {
 /// the workspace picks up by glob.
 pub fn new_masking_plugin(dir: &Path, name: &str) -> Result<PathBuf, TemplateError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         return Err(TemplateError::BadName(name.into()));
     }
@@ -34,12 +38,18 @@ pub fn new_masking_plugin(dir: &Path, name: &str) -> Result<PathBuf, TemplateErr
         return Err(TemplateError::Exists(root));
     }
     let cargo = CARGO_TOML
-        .replace("name = \"gadms-template-masking\"", &format!("name = \"gadms-{name}\""))
+        .replace(
+            "name = \"gadms-template-masking\"",
+            &format!("name = \"gadms-{name}\""),
+        )
         .replace(
             "Template for new gadms masking plugins: `every-nth`, a deterministic MTP masking",
             &format!("gadms masking plugin `{name}`"),
         );
-    let lib = LIB_RS.replace("const NAME: &str = \"every-nth\";", &format!("const NAME: &str = \"{name}\";"));
+    let lib = LIB_RS.replace(
+        "const NAME: &str = \"every-nth\";",
+        &format!("const NAME: &str = \"{name}\";"),
+    );
     let write = |path: PathBuf, text: &str| {
         std::fs::create_dir_all(path.parent().expect("a file in a folder"))
             .and_then(|_| std::fs::write(&path, text))
@@ -63,9 +73,17 @@ mod tests {
         let root = new_masking_plugin(&dir, "my-masking").unwrap();
         let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"gadms-my-masking\""));
-        assert!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap().contains("\"my-masking\""));
-        assert!(matches!(new_masking_plugin(&dir, "my-masking"), Err(TemplateError::Exists(_))));
-        assert!(matches!(new_masking_plugin(&dir, "My_Masking"), Err(TemplateError::BadName(_))));
+        assert!(std::fs::read_to_string(root.join("src/lib.rs"))
+            .unwrap()
+            .contains("\"my-masking\""));
+        assert!(matches!(
+            new_masking_plugin(&dir, "my-masking"),
+            Err(TemplateError::Exists(_))
+        ));
+        assert!(matches!(
+            new_masking_plugin(&dir, "My_Masking"),
+            Err(TemplateError::BadName(_))
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -5,13 +5,20 @@ use gadms_golden::Golden;
 use serde_json::Value;
 
 pub fn int(v: &Value, key: &str) -> i64 {
-    v[key].as_i64().unwrap_or_else(|| panic!("manifest config lacks integer `{key}`"))
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("manifest config lacks integer `{key}`"))
 }
 
 /// The model config of the golden model, read from the manifest.
 pub fn golden_config(g: &Golden) -> ModelConfig {
     let c = g.model_config();
-    let size: Vec<i64> = c["img_size"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let size: Vec<i64> = c["img_size"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     ModelConfig {
         embed_dim: int(c, "embed_dim"),
         image_size: [size[0], size[1]],
@@ -28,4 +35,3 @@ pub fn golden_config(g: &Golden) -> ModelConfig {
         temperature: c["temperature"].as_f64().unwrap(),
     }
 }
-

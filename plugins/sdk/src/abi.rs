@@ -29,7 +29,8 @@ pub type RegisterFn = fn(&mut crate::Registry) -> crate::Result<()>;
 pub const FINGERPRINT: &str = include_str!(concat!(env!("OUT_DIR"), "/fingerprint.txt"));
 
 /// [`FINGERPRINT`] with a trailing NUL, as the C function hands it out.
-pub static FINGERPRINT_C: &[u8] = concat!(include_str!(concat!(env!("OUT_DIR"), "/fingerprint.txt")), "\0").as_bytes();
+pub static FINGERPRINT_C: &[u8] =
+    concat!(include_str!(concat!(env!("OUT_DIR"), "/fingerprint.txt")), "\0").as_bytes();
 
 /// One field on which two fingerprints disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,11 @@ pub fn compare_fingerprints(host: &str, plugin: &str) -> Vec<FieldMismatch> {
         .filter_map(|f| {
             let h = host.get(f).unwrap_or(&missing);
             let p = plugin.get(f).unwrap_or(&missing);
-            (h != p).then(|| FieldMismatch { field: f.clone(), host: h.clone(), plugin: p.clone() })
+            (h != p).then(|| FieldMismatch {
+                field: f.clone(),
+                host: h.clone(),
+                plugin: p.clone(),
+            })
         })
         .collect()
 }
@@ -110,7 +115,10 @@ mod tests {
     fn fingerprint_has_every_field_and_a_trailing_nul() {
         let fields = parse_fingerprint(FINGERPRINT);
         for key in ["sdk", "rustc", "target", "profile", "tch", "libtorch"] {
-            assert!(fields.contains_key(key), "fingerprint lacks `{key}`: {FINGERPRINT}");
+            assert!(
+                fields.contains_key(key),
+                "fingerprint lacks `{key}`: {FINGERPRINT}"
+            );
         }
         assert_eq!(FINGERPRINT_C.last(), Some(&0));
         assert_eq!(&FINGERPRINT_C[..FINGERPRINT_C.len() - 1], FINGERPRINT.as_bytes());

@@ -34,7 +34,11 @@ pub enum ImageSource {
     /// Encoded JPEG/PNG bytes, e.g. from a parquet shard.
     Encoded(Arc<[u8]>),
     /// Raw RGB8 pixels, row-major, as a generator renders them.
-    Rgb8 { width: u32, height: u32, pixels: Arc<[u8]> },
+    Rgb8 {
+        width: u32,
+        height: u32,
+        pixels: Arc<[u8]>,
+    },
 }
 
 /// One gallery image.

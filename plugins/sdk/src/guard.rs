@@ -9,8 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::dataset::{Dataset, DatasetFactory, SplitData, SplitKind};
 use crate::loss::{Loss, LossContext, LossFactory, LossInputs, LossOutput};
 use crate::masking::{
-    Draws, MaskedCaption, MaskingContext, MaskingFactory, MaskingStrategy, ScoreInputs,
-    ScoreOutput, ScoringRequest,
+    Draws, MaskedCaption, MaskingContext, MaskingFactory, MaskingStrategy, ScoreInputs, ScoreOutput,
+    ScoringRequest,
 };
 use crate::{PluginError, Result};
 
@@ -22,7 +22,10 @@ pub fn guard<T>(during: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".into());
-        Err(PluginError::Panic { during: during.to_string(), message })
+        Err(PluginError::Panic {
+            during: during.to_string(),
+            message,
+        })
     })
 }
 
@@ -94,6 +97,9 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_error_with_its_message() {
         let err = guard::<()>("test", || panic!("boom {}", 7)).unwrap_err();
-        assert!(matches!(&err, PluginError::Panic { message, .. } if message == "boom 7"), "{err}");
+        assert!(
+            matches!(&err, PluginError::Panic { message, .. } if message == "boom 7"),
+            "{err}"
+        );
     }
 }

@@ -26,7 +26,12 @@ impl Vocab {
     /// The layout of the reference tokenizer for a vocabulary of `size` entries (49 408 for
     /// CLIP: mask 49405, sot 49406, eot 49407).
     pub fn clip_layout(size: i64) -> Self {
-        Self { size, mask_id: size - 3, sot_id: size - 2, eot_id: size - 1 }
+        Self {
+            size,
+            mask_id: size - 3,
+            sot_id: size - 2,
+            eot_id: size - 1,
+        }
     }
 
     /// Whether a token may be masked: `0 < id < mask_id`. This also excludes the real BPE

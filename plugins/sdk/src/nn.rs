@@ -28,8 +28,14 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
-        let y = x.to_kind(Kind::Float).layer_norm([self.dim], Some(&self.weight), Some(&self.bias), 1e-5, true);
-        if kind == Kind::Float { y } else { y.to_kind(kind) }
+        let y =
+            x.to_kind(Kind::Float)
+                .layer_norm([self.dim], Some(&self.weight), Some(&self.bias), 1e-5, true);
+        if kind == Kind::Float {
+            y
+        } else {
+            y.to_kind(kind)
+        }
     }
 }
 
@@ -44,9 +50,23 @@ impl Linear {
     /// Weight ~ N(0, std²); bias ~ U(±1/√in) as PyTorch's default, or zeros.
     pub fn new(p: &nn::Path, input: i64, output: i64, std: f64, zero_bias: bool) -> Self {
         let bound = 1.0 / (input as f64).sqrt();
-        let bias_init = if zero_bias { Init::Const(0.0) } else { Init::Uniform { lo: -bound, up: bound } };
+        let bias_init = if zero_bias {
+            Init::Const(0.0)
+        } else {
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            }
+        };
         Self {
-            weight: p.var("weight", &[output, input], Init::Randn { mean: 0.0, stdev: std }),
+            weight: p.var(
+                "weight",
+                &[output, input],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: std,
+                },
+            ),
             bias: p.var("bias", &[output], bias_init),
         }
     }
@@ -72,7 +92,11 @@ pub struct BlockInit {
 impl BlockInit {
     pub fn clip(width: i64, layers: i64) -> Self {
         let w = width as f64;
-        Self { attn_std: w.powf(-0.5), proj_std: w.powf(-0.5) * (2.0 * layers as f64).powf(-0.5), fc_std: (2.0 * w).powf(-0.5) }
+        Self {
+            attn_std: w.powf(-0.5),
+            proj_std: w.powf(-0.5) * (2.0 * layers as f64).powf(-0.5),
+            fc_std: (2.0 * w).powf(-0.5),
+        }
     }
 }
 
@@ -102,7 +126,14 @@ pub struct DenseTrace {
 impl MultiheadAttention {
     pub fn new(p: &nn::Path, width: i64, heads: i64, init: &BlockInit) -> Self {
         Self {
-            in_proj_weight: p.var("in_proj_weight", &[3 * width, width], Init::Randn { mean: 0.0, stdev: init.attn_std }),
+            in_proj_weight: p.var(
+                "in_proj_weight",
+                &[3 * width, width],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: init.attn_std,
+                },
+            ),
             in_proj_bias: p.var("in_proj_bias", &[3 * width], Init::Const(0.0)),
             out_proj: Linear::new(&(p / "out_proj"), width, width, init.proj_std, true),
             heads,
@@ -112,12 +143,15 @@ impl MultiheadAttention {
 
     fn split_heads(&self, x: &Tensor) -> Tensor {
         let (b, l, _) = x.size3().unwrap();
-        x.view([b, l, self.heads, self.width / self.heads]).transpose(1, 2) // [B, H, L, Dh]
+        x.view([b, l, self.heads, self.width / self.heads])
+            .transpose(1, 2) // [B, H, L, Dh]
     }
 
     /// Self-attention (`causal` masks j > i) with fused scaled-dot-product attention.
     pub fn forward_self(&self, x: &Tensor, causal: bool) -> Tensor {
-        let qkv = x.linear(&self.in_proj_weight, Some(&self.in_proj_bias)).chunk(3, -1);
+        let qkv = x
+            .linear(&self.in_proj_weight, Some(&self.in_proj_bias))
+            .chunk(3, -1);
         self.attend(&qkv[0], &qkv[1], &qkv[2], causal)
     }
 
@@ -125,8 +159,14 @@ impl MultiheadAttention {
     /// `[B, Lk, W]`.
     pub fn forward_cross(&self, q_in: &Tensor, kv_in: &Tensor) -> Tensor {
         let w = self.width;
-        let q = q_in.linear(&self.in_proj_weight.narrow(0, 0, w), Some(&self.in_proj_bias.narrow(0, 0, w)));
-        let kv = kv_in.linear(&self.in_proj_weight.narrow(0, w, 2 * w), Some(&self.in_proj_bias.narrow(0, w, 2 * w)));
+        let q = q_in.linear(
+            &self.in_proj_weight.narrow(0, 0, w),
+            Some(&self.in_proj_bias.narrow(0, 0, w)),
+        );
+        let kv = kv_in.linear(
+            &self.in_proj_weight.narrow(0, w, 2 * w),
+            Some(&self.in_proj_bias.narrow(0, w, 2 * w)),
+        );
         let kv = kv.chunk(2, -1);
         self.attend(&q, &kv[0], &kv[1], false)
     }
@@ -143,21 +183,35 @@ impl MultiheadAttention {
             None,
             false,
         ); // [B, H, L, Dh]
-        self.out_proj.forward(&y.transpose(1, 2).reshape([b, l, self.width]))
+        self.out_proj
+            .forward(&y.transpose(1, 2).reshape([b, l, self.width]))
     }
 
     /// Single-head causal attention over the full width with every intermediate kept;
     /// returns the block's attention-branch output (after `out_proj`) and the trace.
     pub fn forward_dense_traced(&self, x: &Tensor) -> (Tensor, DenseTrace) {
-        let qkv = x.linear(&self.in_proj_weight, Some(&self.in_proj_bias)).chunk(3, -1);
+        let qkv = x
+            .linear(&self.in_proj_weight, Some(&self.in_proj_bias))
+            .chunk(3, -1);
         let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
         let l = x.size()[1];
         let logits = (q * (self.width as f64).powf(-0.5)).matmul(&k.transpose(1, 2)); // [B, L, L]
         let future = Tensor::ones([l, l], (Kind::Bool, x.device())).triu(1);
-        let attn = logits.masked_fill(&future, f64::NEG_INFINITY).softmax(-1, logits.kind());
+        let attn = logits
+            .masked_fill(&future, f64::NEG_INFINITY)
+            .softmax(-1, logits.kind());
         let attn_output = attn.matmul(v);
         let out = self.out_proj.forward(&attn_output);
-        (out, DenseTrace { q: q.shallow_clone(), k: k.shallow_clone(), v: v.shallow_clone(), attn, attn_output })
+        (
+            out,
+            DenseTrace {
+                q: q.shallow_clone(),
+                k: k.shallow_clone(),
+                v: v.shallow_clone(),
+                attn,
+                attn_output,
+            },
+        )
     }
 }
 
@@ -223,12 +277,18 @@ pub struct Transformer {
 impl Transformer {
     pub fn new(p: &nn::Path, width: i64, layers: i64, heads: i64, init: &BlockInit) -> Self {
         let p = p / "resblocks";
-        Self { resblocks: (0..layers).map(|i| ResidualAttentionBlock::new(&(&p / i), width, heads, init)).collect() }
+        Self {
+            resblocks: (0..layers)
+                .map(|i| ResidualAttentionBlock::new(&(&p / i), width, heads, init))
+                .collect(),
+        }
     }
 
     /// Runs blocks `range` of the stack.
     pub fn forward_range(&self, x: &Tensor, range: std::ops::Range<usize>, causal: bool) -> Tensor {
-        self.resblocks[range].iter().fold(x.shallow_clone(), |x, block| block.forward(&x, causal))
+        self.resblocks[range]
+            .iter()
+            .fold(x.shallow_clone(), |x, block| block.forward(&x, causal))
     }
 
     pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {

@@ -81,6 +81,9 @@ mod tests {
         assert_eq!(xs[999], (0..1000).map(|_| b.next_f64()).last().unwrap());
         let mean = xs.iter().sum::<f64>() / 1000.0;
         assert!((mean - 0.5).abs() < 0.05, "mean {mean}");
-        assert_ne!(Rng::derive(1, &[0, 1]).next_u64(), Rng::derive(1, &[1, 0]).next_u64());
+        assert_ne!(
+            Rng::derive(1, &[0, 1]).next_u64(),
+            Rng::derive(1, &[1, 0]).next_u64()
+        );
     }
 }

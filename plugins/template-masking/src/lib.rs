@@ -19,7 +19,11 @@ const NAME: &str = "every-nth";
 gadms_plugin::declare_plugin!(register);
 
 fn register(registry: &mut Registry) -> Result<()> {
-    registry.masking(NAME, "masks every n-th eligible token for MTP; alignment text unmasked", Factory);
+    registry.masking(
+        NAME,
+        "masks every n-th eligible token for MTP; alignment text unmasked",
+        Factory,
+    );
     Ok(())
 }
 
@@ -43,9 +47,15 @@ impl MaskingFactory for Factory {
     fn create(&self, ctx: &MaskingContext, options: &str) -> Result<Box<dyn MaskingStrategy>> {
         let options: Options = parse_options(NAME, options)?;
         if options.n == 0 {
-            return Err(PluginError::Options { component: NAME.into(), message: "`n` must be at least 1".into() });
+            return Err(PluginError::Options {
+                component: NAME.into(),
+                message: "`n` must be at least 1".into(),
+            });
         }
-        Ok(Box::new(EveryNth { n: options.n, vocab: ctx.vocab }))
+        Ok(Box::new(EveryNth {
+            n: options.n,
+            vocab: ctx.vocab,
+        }))
     }
 }
 
@@ -70,12 +80,18 @@ impl MaskingStrategy for EveryNth {
     fn mask(&self, tokens: &[i64], _scores: &[f32], _draws: &mut dyn Draws) -> Result<MaskedCaption> {
         let mut ids = tokens.to_vec();
         let mut labels = vec![0; tokens.len()];
-        let eligible = tokens.iter().enumerate().filter(|(_, &t)| self.vocab.is_eligible(t));
+        let eligible = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| self.vocab.is_eligible(t));
         for (_, (i, &t)) in eligible.enumerate().filter(|(k, _)| (k + 1) % self.n == 0) {
             ids[i] = self.vocab.mask_id;
             labels[i] = t;
         }
-        Ok(MaskedCaption { alignment: tokens.to_vec(), mtp: Some(MtpView { ids, labels }) })
+        Ok(MaskedCaption {
+            alignment: tokens.to_vec(),
+            mtp: Some(MtpView { ids, labels }),
+        })
     }
 }
 
@@ -98,7 +114,10 @@ mod tests {
 
     #[test]
     fn bad_options_are_errors() {
-        let ctx = MaskingContext { vocab: Vocab::clip_layout(100), context_length: 8 };
+        let ctx = MaskingContext {
+            vocab: Vocab::clip_layout(100),
+            context_length: 8,
+        };
         assert!(Factory.create(&ctx, "n = 0").is_err());
         let err = Factory.create(&ctx, "m = 2").err().unwrap().to_string();
         assert!(err.contains('m'), "{err}");

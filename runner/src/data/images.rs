@@ -27,7 +27,13 @@ pub struct Augment {
 
 impl Default for Augment {
     fn default() -> Self {
-        Self { flip: 0.5, pad: 10, erase: 0.5, erase_area: (0.02, 0.4), erase_ratio: (0.3, 3.3) }
+        Self {
+            flip: 0.5,
+            pad: 10,
+            erase: 0.5,
+            erase_area: (0.02, 0.4),
+            erase_ratio: (0.3, 3.3),
+        }
     }
 }
 
@@ -42,13 +48,23 @@ pub enum ImageError {
         source: std::io::Error,
     },
     #[error("{what}: {width}×{height} RGB image needs {expected} bytes, got {found}")]
-    Size { what: String, width: u32, height: u32, expected: usize, found: usize },
+    Size {
+        what: String,
+        width: u32,
+        height: u32,
+        expected: usize,
+        found: usize,
+    },
 }
 
 /// Decodes an image to `[3, H, W]` float in [0, 1].
 pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
     let rgb = match source {
-        ImageSource::Rgb8 { width, height, pixels } => {
+        ImageSource::Rgb8 {
+            width,
+            height,
+            pixels,
+        } => {
             let expected = (*width as usize) * (*height as usize) * 3;
             if pixels.len() != expected {
                 return Err(ImageError::Size {
@@ -62,7 +78,10 @@ pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
             return Ok(from_rgb8(pixels, *width, *height));
         }
         ImageSource::File(path) => {
-            let bytes = std::fs::read(path).map_err(|source| ImageError::Read { path: path.clone(), source })?;
+            let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
+                path: path.clone(),
+                source,
+            })?;
             decode_bytes(&bytes, &path.display().to_string())?
         }
         ImageSource::Encoded(bytes) => decode_bytes(bytes, "embedded image")?,
@@ -73,7 +92,10 @@ pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
 fn decode_bytes(bytes: &[u8], what: &str) -> Result<image::RgbImage, ImageError> {
     image::load_from_memory(bytes)
         .map(|img| img.to_rgb8())
-        .map_err(|e| ImageError::Decode { what: what.to_string(), message: e.to_string() })
+        .map_err(|e| ImageError::Decode {
+            what: what.to_string(),
+            message: e.to_string(),
+        })
 }
 
 fn from_rgb8(pixels: &[u8], width: u32, height: u32) -> Tensor {
@@ -90,7 +112,9 @@ fn resize(img: &Tensor, size: [i64; 2]) -> Tensor {
     if s[1] == size[0] && s[2] == size[1] {
         return img.shallow_clone();
     }
-    img.unsqueeze(0).upsample_bilinear2d(size, false, None, None).squeeze_dim(0)
+    img.unsqueeze(0)
+        .upsample_bilinear2d(size, false, None, None)
+        .squeeze_dim(0)
 }
 
 fn normalise(img: &Tensor) -> Tensor {
@@ -153,8 +177,20 @@ mod tests {
     use std::sync::Arc;
 
     fn checker(w: u32, h: u32) -> ImageSource {
-        let pixels: Vec<u8> = (0..w * h).flat_map(|i| if (i % w + i / w) % 2 == 0 { [255, 0, 0] } else { [0, 0, 255] }).collect();
-        ImageSource::Rgb8 { width: w, height: h, pixels: Arc::from(pixels) }
+        let pixels: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                if (i % w + i / w).is_multiple_of(2) {
+                    [255, 0, 0]
+                } else {
+                    [0, 0, 255]
+                }
+            })
+            .collect();
+        ImageSource::Rgb8 {
+            width: w,
+            height: h,
+            pixels: Arc::from(pixels),
+        }
     }
 
     #[test]
@@ -165,7 +201,10 @@ mod tests {
         let x = eval_transform(&img, [12, 8]);
         assert_eq!(x.size(), [3, 12, 8]);
         let red_at_origin = x.double_value(&[0, 0, 0]);
-        assert!((red_at_origin - (1.0 - MEAN[0]) / STD[0]).abs() < 1e-5, "{red_at_origin}");
+        assert!(
+            (red_at_origin - (1.0 - MEAN[0]) / STD[0]).abs() < 1e-5,
+            "{red_at_origin}"
+        );
     }
 
     #[test]
@@ -179,9 +218,16 @@ mod tests {
 
     #[test]
     fn a_wrong_pixel_count_and_a_corrupt_file_are_errors() {
-        let bad = ImageSource::Rgb8 { width: 4, height: 4, pixels: Arc::from(vec![0u8; 5]) };
+        let bad = ImageSource::Rgb8 {
+            width: 4,
+            height: 4,
+            pixels: Arc::from(vec![0u8; 5]),
+        };
         assert!(decode(&bad).unwrap_err().to_string().contains("needs 48 bytes"));
         let corrupt = ImageSource::Encoded(Arc::from(b"not an image".to_vec()));
-        assert!(decode(&corrupt).unwrap_err().to_string().contains("cannot decode"));
+        assert!(decode(&corrupt)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot decode"));
     }
 }

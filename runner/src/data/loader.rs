@@ -24,7 +24,11 @@ pub enum DataError {
     #[error("caption {index} (pid {pid}) is empty; fix or drop it in the annotations")]
     EmptyCaption { index: usize, pid: i64 },
     #[error("caption {index} refers to image {image}, but the split has {images} images")]
-    DanglingImage { index: usize, image: usize, images: usize },
+    DanglingImage {
+        index: usize,
+        image: usize,
+        images: usize,
+    },
     #[error("sample {index} (pid {pid}): {source}")]
     Image {
         index: usize,
@@ -51,11 +55,7 @@ pub struct TokenizedSplit {
 
 impl TokenizedSplit {
     /// Checks the split and tokenises every caption with `tokenize`.
-    pub fn new(
-        split: &str,
-        data: SplitData,
-        tokenize: impl Fn(&str) -> Vec<i64>,
-    ) -> Result<Self, DataError> {
+    pub fn new(split: &str, data: SplitData, tokenize: impl Fn(&str) -> Vec<i64>) -> Result<Self, DataError> {
         if data.captions.is_empty() || data.images.is_empty() {
             return Err(DataError::EmptySplit { split: split.into() });
         }
@@ -64,7 +64,11 @@ impl TokenizedSplit {
                 return Err(DataError::EmptyCaption { index, pid: c.pid });
             }
             if c.image >= data.images.len() {
-                return Err(DataError::DanglingImage { index, image: c.image, images: data.images.len() });
+                return Err(DataError::DanglingImage {
+                    index,
+                    image: c.image,
+                    images: data.images.len(),
+                });
             }
         }
         let tokens = data.captions.iter().map(|c| tokenize(&c.text)).collect();
@@ -115,8 +119,15 @@ pub struct EpochLoader {
 impl EpochLoader {
     /// `order` is the epoch's sample order; it is cut into batches of `batch_size` (the last
     /// one may be smaller, as the reference's `drop_last = false`).
-    pub fn spawn(data: Arc<EpochData>, order: Vec<usize>, batch_size: usize, workers: usize, prefetch: usize) -> Self {
-        let chunks: Arc<Vec<Vec<usize>>> = Arc::new(order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect());
+    pub fn spawn(
+        data: Arc<EpochData>,
+        order: Vec<usize>,
+        batch_size: usize,
+        workers: usize,
+        prefetch: usize,
+    ) -> Self {
+        let chunks: Arc<Vec<Vec<usize>>> =
+            Arc::new(order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect());
         let workers = workers.max(1).min(chunks.len().max(1));
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -133,7 +144,12 @@ impl EpochLoader {
             }));
             receivers.push(rx);
         }
-        Self { receivers, handles, next: 0, batches: chunks.len() }
+        Self {
+            receivers,
+            handles,
+            next: 0,
+            batches: chunks.len(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -176,7 +192,11 @@ fn collate(d: &EpochData, samples: &[usize]) -> Result<HostBatch, DataError> {
     for &i in samples {
         let caption = &split.data.captions[i];
         let image = &split.data.images[caption.image];
-        let pixels = decode(&image.source).map_err(|source| DataError::Image { index: i, pid: caption.pid, source })?;
+        let pixels = decode(&image.source).map_err(|source| DataError::Image {
+            index: i,
+            pid: caption.pid,
+            source,
+        })?;
         let mut rng = Rng::derive(d.seed, &[d.epoch, i as u64, 0]);
         images.push(train_transform(&pixels, d.image_size, &d.augment, &mut rng));
         let mut draws = Rng::derive(d.seed, &[d.epoch, i as u64, 1]);
@@ -194,9 +214,19 @@ fn collate(d: &EpochData, samples: &[usize]) -> Result<HostBatch, DataError> {
         let positions: Vec<i64> = views
             .iter()
             .enumerate()
-            .flat_map(|(k, v)| v.labels.iter().enumerate().filter(|(_, &l)| l != 0).map(move |(t, _)| (k * len + t) as i64))
+            .flat_map(|(k, v)| {
+                v.labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &l)| l != 0)
+                    .map(move |(t, _)| (k * len + t) as i64)
+            })
             .collect();
-        Some((rows(n, len, |k| &views[k].ids), labels, Tensor::from_slice(&positions)))
+        Some((
+            rows(n, len, |k| &views[k].ids),
+            labels,
+            Tensor::from_slice(&positions),
+        ))
     } else {
         None
     };
@@ -206,7 +236,12 @@ fn collate(d: &EpochData, samples: &[usize]) -> Result<HostBatch, DataError> {
         clean: rows(n, len, |k| &split.tokens[samples[k]]),
         alignment: rows(n, len, |k| &masked[k].alignment),
         mtp,
-        pids: Tensor::from_slice(&samples.iter().map(|&i| split.data.captions[i].pid).collect::<Vec<_>>()),
+        pids: Tensor::from_slice(
+            &samples
+                .iter()
+                .map(|&i| split.data.captions[i].pid)
+                .collect::<Vec<_>>(),
+        ),
     })
 }
 

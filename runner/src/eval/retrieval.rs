@@ -30,7 +30,12 @@ fn normalise(x: &Tensor) -> Tensor {
 }
 
 /// Evaluates `clip` on `split` (captions query the split's images).
-pub fn evaluate(clip: &Clip, split: &TokenizedSplit, device: Device, batch: usize) -> Result<RetrievalMetrics, EvalError> {
+pub fn evaluate(
+    clip: &Clip,
+    split: &TokenizedSplit,
+    device: Device,
+    batch: usize,
+) -> Result<RetrievalMetrics, EvalError> {
     tch::no_grad(|| {
         let data = &split.data;
         let size = clip.config.image_size;
@@ -40,29 +45,44 @@ pub fn evaluate(clip: &Clip, split: &TokenizedSplit, device: Device, batch: usiz
                 .iter()
                 .enumerate()
                 .map(|(k, im)| {
-                    decode(&im.source).map(|t| eval_transform(&t, size)).map_err(|source| EvalError::Image {
-                        index: chunk_index * batch + k,
-                        pid: im.pid,
-                        source,
-                    })
+                    decode(&im.source)
+                        .map(|t| eval_transform(&t, size))
+                        .map_err(|source| EvalError::Image {
+                            index: chunk_index * batch + k,
+                            pid: im.pid,
+                            source,
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let feats = clip.visual.forward(&Tensor::stack(&imgs, 0).to_device(device)).select(1, 0);
+            let feats = clip
+                .visual
+                .forward(&Tensor::stack(&imgs, 0).to_device(device))
+                .select(1, 0);
             gallery.push(normalise(&feats.to_kind(Kind::Float)));
         }
         let gallery = Tensor::cat(&gallery, 0); // [G, E]
-        let gallery_pids = Tensor::from_slice(&data.images.iter().map(|i| i.pid).collect::<Vec<_>>()).to_device(device);
+        let gallery_pids =
+            Tensor::from_slice(&data.images.iter().map(|i| i.pid).collect::<Vec<_>>()).to_device(device);
         let mut acc = RetrievalAccumulator::new(&gallery_pids, 10)?;
 
         let len = split.tokens[0].len() as i64;
         let query_pids: Vec<i64> = data.captions.iter().map(|c| c.pid).collect();
         for (b, chunk) in split.tokens.chunks(QUERY_BLOCK).enumerate() {
             let flat: Vec<i64> = chunk.iter().flatten().copied().collect();
-            let ids = Tensor::from_slice(&flat).view([chunk.len() as i64, len]).to_device(device);
-            let texts: Vec<Tensor> = ids.split(batch.max(1) as i64, 0).iter().map(|t| clip.text.encode(t)).collect();
+            let ids = Tensor::from_slice(&flat)
+                .view([chunk.len() as i64, len])
+                .to_device(device);
+            let texts: Vec<Tensor> = ids
+                .split(batch.max(1) as i64, 0)
+                .iter()
+                .map(|t| clip.text.encode(t))
+                .collect();
             let q = normalise(&Tensor::cat(&texts, 0).to_kind(Kind::Float)); // [q, E]
             let pids = &query_pids[b * QUERY_BLOCK..b * QUERY_BLOCK + chunk.len()];
-            acc.add_block(&q.matmul(&gallery.tr()), &Tensor::from_slice(pids).to_device(device))?;
+            acc.add_block(
+                &q.matmul(&gallery.tr()),
+                &Tensor::from_slice(pids).to_device(device),
+            )?;
         }
         Ok(acc.finish()?)
     })

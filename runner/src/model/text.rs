@@ -21,11 +21,38 @@ impl TextTransformer {
     pub fn new(p: &nn::Path, c: &ModelConfig) -> Self {
         let w = c.text_width;
         Self {
-            token_embedding: (p / "token_embedding").var("weight", &[c.vocab_size, w], Init::Randn { mean: 0.0, stdev: 0.02 }),
-            positional_embedding: p.var("positional_embedding", &[c.context_length, w], Init::Randn { mean: 0.0, stdev: 0.01 }),
-            transformer: Transformer::new(&(p / "transformer"), w, c.text_layers, c.text_heads, &BlockInit::clip(w, c.text_layers)),
+            token_embedding: (p / "token_embedding").var(
+                "weight",
+                &[c.vocab_size, w],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            ),
+            positional_embedding: p.var(
+                "positional_embedding",
+                &[c.context_length, w],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.01,
+                },
+            ),
+            transformer: Transformer::new(
+                &(p / "transformer"),
+                w,
+                c.text_layers,
+                c.text_heads,
+                &BlockInit::clip(w, c.text_layers),
+            ),
             ln_final: LayerNorm::new(&(p / "ln_final"), w),
-            text_projection: p.var("text_projection", &[w, c.embed_dim], Init::Randn { mean: 0.0, stdev: (w as f64).powf(-0.5) }),
+            text_projection: p.var(
+                "text_projection",
+                &[w, c.embed_dim],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: (w as f64).powf(-0.5),
+                },
+            ),
         }
     }
 
@@ -42,7 +69,9 @@ impl TextTransformer {
     /// All blocks, `ln_final` and the projection at every position: `[B, L]` → `[B, L, E]`.
     pub fn encode_tokens(&self, ids: &Tensor) -> Tensor {
         let x = self.transformer.forward(&self.embed(ids), true);
-        self.ln_final.forward(&x).matmul(&self.text_projection.to_kind(x.kind()))
+        self.ln_final
+            .forward(&x)
+            .matmul(&self.text_projection.to_kind(x.kind()))
     }
 
     /// Sentence features `[B, E]`: the row of `tokens` `[B, L, E]` at `eos` `[B]`.

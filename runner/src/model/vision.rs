@@ -26,13 +26,47 @@ impl VisionTransformer {
         let fan_in = (3 * c.patch_size * c.patch_size) as f64;
         let bound = 1.0 / fan_in.sqrt();
         Self {
-            conv1: (p / "conv1").var("weight", &[w, 3, c.patch_size, c.patch_size], Init::Uniform { lo: -bound, up: bound }),
-            class_embedding: p.var("class_embedding", &[w], Init::Randn { mean: 0.0, stdev: scale }),
-            positional_embedding: p.var("positional_embedding", &[1 + ny * nx, w], Init::Randn { mean: 0.0, stdev: scale }),
+            conv1: (p / "conv1").var(
+                "weight",
+                &[w, 3, c.patch_size, c.patch_size],
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            ),
+            class_embedding: p.var(
+                "class_embedding",
+                &[w],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: scale,
+                },
+            ),
+            positional_embedding: p.var(
+                "positional_embedding",
+                &[1 + ny * nx, w],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: scale,
+                },
+            ),
             ln_pre: LayerNorm::new(&(p / "ln_pre"), w),
-            transformer: Transformer::new(&(p / "transformer"), w, c.vision_layers, c.vision_heads, &BlockInit::clip(w, c.vision_layers)),
+            transformer: Transformer::new(
+                &(p / "transformer"),
+                w,
+                c.vision_layers,
+                c.vision_heads,
+                &BlockInit::clip(w, c.vision_layers),
+            ),
             ln_post: LayerNorm::new(&(p / "ln_post"), w),
-            proj: p.var("proj", &[w, c.embed_dim], Init::Randn { mean: 0.0, stdev: scale }),
+            proj: p.var(
+                "proj",
+                &[w, c.embed_dim],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: scale,
+                },
+            ),
             stride: c.stride,
         }
     }
@@ -40,7 +74,14 @@ impl VisionTransformer {
     /// `images` `[B, 3, H, W]` (normalised) → all tokens after `ln_post` and `proj`,
     /// `[B, 1 + rows·cols, E]`; token 0 is CLS.
     pub fn forward(&self, images: &Tensor) -> Tensor {
-        let x = images.conv2d(&self.conv1, None::<Tensor>, [self.stride, self.stride], [0, 0], [1, 1], 1); // [B, W, ny, nx]
+        let x = images.conv2d(
+            &self.conv1,
+            None::<Tensor>,
+            [self.stride, self.stride],
+            [0, 0],
+            [1, 1],
+            1,
+        ); // [B, W, ny, nx]
         let (b, w, _, _) = x.size4().unwrap();
         let x = x.reshape([b, w, -1]).permute([0, 2, 1]); // [B, N, W], row-major patches
         let cls = self.class_embedding.to_kind(x.kind()).expand([b, 1, w], true);
@@ -57,8 +98,16 @@ impl VisionTransformer {
 pub fn resize_position_embedding(pe: &Tensor, from: (i64, i64), to: (i64, i64)) -> Tensor {
     let width = pe.size()[1];
     let cls = pe.narrow(0, 0, 1);
-    let grid = pe.narrow(0, 1, from.0 * from.1).reshape([1, from.0, from.1, width]).permute([0, 3, 1, 2]);
-    let resized = grid.to_kind(Kind::Float).upsample_bilinear2d([to.0, to.1], false, None, None);
-    let rows = resized.permute([0, 2, 3, 1]).reshape([to.0 * to.1, width]).to_kind(pe.kind());
+    let grid = pe
+        .narrow(0, 1, from.0 * from.1)
+        .reshape([1, from.0, from.1, width])
+        .permute([0, 3, 1, 2]);
+    let resized = grid
+        .to_kind(Kind::Float)
+        .upsample_bilinear2d([to.0, to.1], false, None, None);
+    let rows = resized
+        .permute([0, 2, 3, 1])
+        .reshape([to.0 * to.1, width])
+        .to_kind(pe.kind());
     Tensor::cat(&[cls, rows], 0)
 }

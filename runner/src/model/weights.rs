@@ -20,12 +20,22 @@ pub enum WeightsError {
     #[error("{}: {} tensor(s) match no parameter of the model: {}", file.display(), names.len(), preview(names))]
     Unexpected { file: PathBuf, names: Vec<String> },
     #[error("{}: parameter `{name}` has shape {found:?} in the file, the model expects {expected:?}", file.display())]
-    Shape { file: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
+    Shape {
+        file: PathBuf,
+        name: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
 }
 
 fn preview(names: &[String]) -> String {
     const SHOWN: usize = 12;
-    let mut s = names.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > SHOWN {
         s.push_str(&format!(", … ({} more)", names.len() - SHOWN));
     }
@@ -47,7 +57,10 @@ pub struct Strictness {
 pub fn read_safetensors(file: &Path) -> Result<HashMap<String, Tensor>, WeightsError> {
     Tensor::read_safetensors(file)
         .map(|v| v.into_iter().collect())
-        .map_err(|source| WeightsError::Read { file: file.to_path_buf(), source })
+        .map_err(|source| WeightsError::Read {
+            file: file.to_path_buf(),
+            source,
+        })
 }
 
 /// Copies `tensors` into the variables of `vs` with the same names. Returns the names
@@ -59,15 +72,29 @@ pub fn load_named(
     strictness: Strictness,
 ) -> Result<Vec<String>, WeightsError> {
     let mut vars = vs.variables();
-    let mut missing: Vec<String> = vars.keys().filter(|k| !tensors.contains_key(*k)).cloned().collect();
-    let mut unexpected: Vec<String> = tensors.keys().filter(|k| !vars.contains_key(*k)).cloned().collect();
+    let mut missing: Vec<String> = vars
+        .keys()
+        .filter(|k| !tensors.contains_key(*k))
+        .cloned()
+        .collect();
+    let mut unexpected: Vec<String> = tensors
+        .keys()
+        .filter(|k| !vars.contains_key(*k))
+        .cloned()
+        .collect();
     missing.sort();
     unexpected.sort();
     if !missing.is_empty() && !strictness.allow_missing {
-        return Err(WeightsError::Missing { file: file.to_path_buf(), names: missing });
+        return Err(WeightsError::Missing {
+            file: file.to_path_buf(),
+            names: missing,
+        });
     }
     if !unexpected.is_empty() && !strictness.allow_unexpected {
-        return Err(WeightsError::Unexpected { file: file.to_path_buf(), names: unexpected });
+        return Err(WeightsError::Unexpected {
+            file: file.to_path_buf(),
+            names: unexpected,
+        });
     }
     let mut loaded = Vec::new();
     tch::no_grad(|| {

@@ -16,7 +16,11 @@ pub fn plugin_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
             WalkDir::new(dir)
                 .follow_links(true)
                 .into_iter()
-                .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.contains(&e.file_name().to_str().unwrap_or(""))))
+                .filter_entry(|e| {
+                    !(e.file_type().is_dir()
+                        && e.depth() > 0
+                        && SKIPPED_DIRS.contains(&e.file_name().to_str().unwrap_or("")))
+                })
                 .filter_map(Result::ok)
         })
         .filter(|e| e.file_type().is_file())
@@ -34,9 +38,16 @@ pub fn plugin_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// `target/<profile>/deps/`, so its parent is used for them.
 pub fn default_search_path() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("GADMS_PLUGIN_PATH")
-        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
         let dir = if exe_dir.file_name().is_some_and(|n| n == "deps") {
             exe_dir.parent().map(PathBuf::from).unwrap_or(exe_dir)
         } else {

@@ -19,7 +19,10 @@ pub enum LoadError {
     AbiMismatch { file: PathBuf, host: u32, plugin: u32 },
 
     #[error("{}: built differently from the runner ({}); {REBUILD}", file.display(), describe(mismatches))]
-    Fingerprint { file: PathBuf, mismatches: Vec<FieldMismatch> },
+    Fingerprint {
+        file: PathBuf,
+        mismatches: Vec<FieldMismatch>,
+    },
 
     #[error("{}: registration failed: {source}", file.display())]
     Register {
@@ -29,7 +32,12 @@ pub enum LoadError {
     },
 
     #[error("{kind} plugin `{name}` is registered twice: by {} and by {}; remove one of the files or rename the component", first.display(), second.display())]
-    Duplicate { kind: ComponentKind, name: String, first: PathBuf, second: PathBuf },
+    Duplicate {
+        kind: ComponentKind,
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 fn describe(mismatches: &[FieldMismatch]) -> String {

@@ -41,7 +41,10 @@ pub struct PluginSet {
 impl PluginSet {
     /// Loads every plugin library in `dirs` (walked recursively, see [`plugin_files`]).
     pub fn discover(dirs: &[PathBuf]) -> Self {
-        let mut set = Self { search_path: dirs.to_vec(), ..Self::default() };
+        let mut set = Self {
+            search_path: dirs.to_vec(),
+            ..Self::default()
+        };
         for file in plugin_files(dirs) {
             match load_library(&file) {
                 Ok(entries) => {
@@ -89,17 +92,23 @@ impl PluginSet {
 
     /// Names of the components of one kind.
     pub fn names(&self, kind: ComponentKind) -> Vec<String> {
-        self.components.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.clone()).collect()
+        self.components
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n.clone())
+            .collect()
     }
 
     fn lookup(&self, kind: ComponentKind, name: &str) -> Result<&Loaded, LookupError> {
-        self.components.get(&(kind, name.to_string())).ok_or_else(|| LookupError {
-            kind,
-            name: name.to_string(),
-            available: self.names(kind),
-            search_path: self.search_path.clone(),
-            problems: self.problems.iter().map(|p| p.to_string()).collect(),
-        })
+        self.components
+            .get(&(kind, name.to_string()))
+            .ok_or_else(|| LookupError {
+                kind,
+                name: name.to_string(),
+                available: self.names(kind),
+                search_path: self.search_path.clone(),
+                problems: self.problems.iter().map(|p| p.to_string()).collect(),
+            })
     }
 
     pub fn dataset(&self, name: &str) -> Result<&dyn DatasetFactory, LookupError> {
@@ -128,37 +137,63 @@ impl PluginSet {
 fn load_library(file: &Path) -> Result<Vec<gadms_plugin::Registration>, LoadError> {
     // SAFETY: loading runs the library's initialisers. Plugin folders are trusted code by
     // configuration, as with any plugin system; everything after this is checked.
-    let lib = unsafe { libloading::Library::new(file) }
-        .map_err(|e| LoadError::NotALibrary { file: file.to_path_buf(), reason: e.to_string() })?;
+    let lib = unsafe { libloading::Library::new(file) }.map_err(|e| LoadError::NotALibrary {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     // Never unloaded: the registered components' code lives in it.
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));
 
     // SAFETY: the C signatures are fixed by ABI_VERSION 1's contract for these names.
-    let abi_fn = unsafe { lib.get::<extern "C" fn() -> u32>(abi::ABI_SYMBOL.as_bytes()) }
-        .map_err(|_| LoadError::MissingSymbol { file: file.to_path_buf(), symbol: abi::ABI_SYMBOL })?;
+    let abi_fn = unsafe { lib.get::<extern "C" fn() -> u32>(abi::ABI_SYMBOL.as_bytes()) }.map_err(|_| {
+        LoadError::MissingSymbol {
+            file: file.to_path_buf(),
+            symbol: abi::ABI_SYMBOL,
+        }
+    })?;
     let plugin_abi = abi_fn();
     if plugin_abi != abi::ABI_VERSION {
-        return Err(LoadError::AbiMismatch { file: file.to_path_buf(), host: abi::ABI_VERSION, plugin: plugin_abi });
+        return Err(LoadError::AbiMismatch {
+            file: file.to_path_buf(),
+            host: abi::ABI_VERSION,
+            plugin: plugin_abi,
+        });
     }
 
     let fp_fn = unsafe { lib.get::<extern "C" fn() -> *const c_char>(abi::FINGERPRINT_SYMBOL.as_bytes()) }
-        .map_err(|_| LoadError::MissingSymbol { file: file.to_path_buf(), symbol: abi::FINGERPRINT_SYMBOL })?;
+        .map_err(|_| LoadError::MissingSymbol {
+            file: file.to_path_buf(),
+            symbol: abi::FINGERPRINT_SYMBOL,
+        })?;
     let ptr = fp_fn();
     if ptr.is_null() {
-        return Err(LoadError::MissingSymbol { file: file.to_path_buf(), symbol: abi::FINGERPRINT_SYMBOL });
+        return Err(LoadError::MissingSymbol {
+            file: file.to_path_buf(),
+            symbol: abi::FINGERPRINT_SYMBOL,
+        });
     }
     // SAFETY: a NUL-terminated static string per the contract.
     let plugin_fp = unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned();
     let mismatches = abi::compare_fingerprints(abi::FINGERPRINT, &plugin_fp);
     if !mismatches.is_empty() {
-        return Err(LoadError::Fingerprint { file: file.to_path_buf(), mismatches });
+        return Err(LoadError::Fingerprint {
+            file: file.to_path_buf(),
+            mismatches,
+        });
     }
 
     // SAFETY: the fingerprint matched, so this library was built by the same compiler with
     // the same SDK and tch, and the Rust signature of the symbol is the one we declare.
-    let register = unsafe { lib.get::<RegisterFn>(abi::REGISTER_SYMBOL.as_bytes()) }
-        .map_err(|_| LoadError::MissingSymbol { file: file.to_path_buf(), symbol: abi::REGISTER_SYMBOL })?;
+    let register = unsafe { lib.get::<RegisterFn>(abi::REGISTER_SYMBOL.as_bytes()) }.map_err(|_| {
+        LoadError::MissingSymbol {
+            file: file.to_path_buf(),
+            symbol: abi::REGISTER_SYMBOL,
+        }
+    })?;
     let mut registry = Registry::new();
-    register(&mut registry).map_err(|source| LoadError::Register { file: file.to_path_buf(), source })?;
+    register(&mut registry).map_err(|source| LoadError::Register {
+        file: file.to_path_buf(),
+        source,
+    })?;
     Ok(registry.into_entries())
 }

@@ -44,7 +44,11 @@ fn default_preset() -> String {
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        Self { preset: default_preset(), init: None, overrides: toml::Table::new() }
+        Self {
+            preset: default_preset(),
+            init: None,
+            overrides: toml::Table::new(),
+        }
     }
 }
 
@@ -52,11 +56,17 @@ impl ModelSpec {
     /// The preset with the overrides applied; unknown keys are errors naming them.
     pub fn resolve(&self) -> Result<ModelConfig, String> {
         let preset = ModelConfig::preset(&self.preset).ok_or_else(|| {
-            format!("unknown model preset `{}`; available: {}", self.preset, ModelConfig::PRESETS.join(", "))
+            format!(
+                "unknown model preset `{}`; available: {}",
+                self.preset,
+                ModelConfig::PRESETS.join(", ")
+            )
         })?;
         let mut value = toml::Value::try_from(preset).map_err(|e| e.to_string())?;
         super::merge(&mut value, toml::Value::Table(self.overrides.clone()));
-        value.try_into().map_err(|e: toml::de::Error| format!("model: {}", e.message()))
+        value
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("model: {}", e.message()))
     }
 }
 

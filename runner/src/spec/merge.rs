@@ -40,8 +40,12 @@ pub fn apply_override(root: &mut Value, assignment: &str) -> Result<(), String> 
     let mut cursor = root;
     let keys: Vec<&str> = path.split('.').collect();
     for key in &keys[..keys.len() - 1] {
-        let table = cursor.as_table_mut().ok_or_else(|| format!("`{key}` is inside a value that is not a table"))?;
-        cursor = table.entry(key.to_string()).or_insert_with(|| Value::Table(Default::default()));
+        let table = cursor
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is inside a value that is not a table"))?;
+        cursor = table
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Table(Default::default()));
     }
     cursor
         .as_table_mut()

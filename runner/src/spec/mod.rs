@@ -12,7 +12,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Value;
 
-pub use config::{ComponentConfig, DataConfig, LossConfig, ModelSpec, RunConfig, TrainConfig, DATASET_RUNNER_KEYS};
+pub use config::{
+    ComponentConfig, DataConfig, LossConfig, ModelSpec, RunConfig, TrainConfig, DATASET_RUNNER_KEYS,
+};
 pub use merge::merge;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +28,20 @@ pub enum SpecError {
     #[error("{}: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
     #[error("{}{}: key `{path}`: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Invalid { file: PathBuf, line: Option<usize>, path: String, message: String },
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        path: String,
+        message: String,
+    },
     #[error("{}: {message}", file.display())]
     Structure { file: PathBuf, message: String },
     #[error("{}: --set `{assignment}`: {message}", file.display())]
-    Override { file: PathBuf, assignment: String, message: String },
+    Override {
+        file: PathBuf,
+        assignment: String,
+        message: String,
+    },
 }
 
 /// `[experiment]`.
@@ -85,14 +96,22 @@ impl Spec {
     /// Reads, merges, overrides (`key.path=value`) and validates the types of a spec.
     /// Plugin names and options are checked later against the loaded plugins.
     pub fn load(file: &Path, overrides: &[String]) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read { file: file.into(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read {
+            file: file.into(),
+            source,
+        })?;
         Self::parse(file, &text, overrides)
     }
 
     pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Self, SpecError> {
-        let mut root: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| SpecError::Syntax { file: file.into(), message: e.to_string() })?;
-        let structure = |message: String| SpecError::Structure { file: file.into(), message };
+        let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| SpecError::Syntax {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        let structure = |message: String| SpecError::Structure {
+            file: file.into(),
+            message,
+        };
         for key in root.keys() {
             if !["experiment", "base", "variant"].contains(&key.as_str()) {
                 return Err(SpecError::Invalid {
@@ -107,8 +126,9 @@ impl Spec {
         // relative to the run configuration.
         let (experiment_overrides, overrides): (Vec<&String>, Vec<&String>) =
             overrides.iter().partition(|o| o.starts_with("experiment."));
-        let mut experiment_table =
-            root.remove("experiment").ok_or_else(|| structure("missing `[experiment]` table".into()))?;
+        let mut experiment_table = root
+            .remove("experiment")
+            .ok_or_else(|| structure("missing `[experiment]` table".into()))?;
         for assignment in experiment_overrides {
             let inner = &assignment["experiment.".len()..];
             merge::apply_override(&mut experiment_table, inner).map_err(|message| SpecError::Override {
@@ -119,11 +139,18 @@ impl Spec {
         }
         let experiment: Experiment = deserialize(file, text, "experiment", experiment_table)?;
         if experiment.seeds.is_empty() {
-            return Err(structure("`experiment.seeds` is empty; give at least one seed".into()));
+            return Err(structure(
+                "`experiment.seeds` is empty; give at least one seed".into(),
+            ));
         }
-        let base = root.remove("base").unwrap_or_else(|| Value::Table(Default::default()));
+        let base = root
+            .remove("base")
+            .unwrap_or_else(|| Value::Table(Default::default()));
         let variants = match root.remove("variant") {
-            None => vec![toml::Table::from_iter([("name".to_string(), Value::String("base".into()))])],
+            None => vec![toml::Table::from_iter([(
+                "name".to_string(),
+                Value::String("base".into()),
+            )])],
             Some(Value::Array(items)) => items
                 .into_iter()
                 .map(|v| match v {
@@ -131,7 +158,11 @@ impl Spec {
                     _ => Err(structure("each `[[variant]]` must be a table".into())),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(structure("`variant` must be an array of tables (`[[variant]]`)".into())),
+            Some(_) => {
+                return Err(structure(
+                    "`variant` must be an array of tables (`[[variant]]`)".into(),
+                ))
+            }
         };
 
         let mut runs = Vec::new();
@@ -139,10 +170,17 @@ impl Spec {
         for (i, mut v) in variants.into_iter().enumerate() {
             let name = match v.remove("name") {
                 Some(Value::String(s)) if !s.is_empty() => s,
-                _ => return Err(structure(format!("variant #{} has no `name` (a non-empty string)", i + 1))),
+                _ => {
+                    return Err(structure(format!(
+                        "variant #{} has no `name` (a non-empty string)",
+                        i + 1
+                    )))
+                }
             };
             if !names.insert(name.clone()) {
-                return Err(structure(format!("two variants are named `{name}`; names identify run folders")));
+                return Err(structure(format!(
+                    "two variants are named `{name}`; names identify run folders"
+                )));
             }
             let mut resolved = base.clone();
             merge(&mut resolved, Value::Table(v));
@@ -153,18 +191,28 @@ impl Spec {
                     message,
                 })?;
             }
-            let config: RunConfig = deserialize(file, text, "base", resolved.clone())
-                .map_err(|e| with_variant(e, &name))?;
+            let config: RunConfig =
+                deserialize(file, text, "base", resolved.clone()).map_err(|e| with_variant(e, &name))?;
             for &seed in &experiment.seeds {
                 let mut with_seed = resolved.clone();
                 if let Value::Table(t) = &mut with_seed {
                     t.insert("seed".into(), Value::Integer(seed as i64));
                 }
                 let hash = hash_of(&with_seed);
-                runs.push(RunPlan { variant: name.clone(), seed, config: config.clone(), resolved: with_seed, hash });
+                runs.push(RunPlan {
+                    variant: name.clone(),
+                    seed,
+                    config: config.clone(),
+                    resolved: with_seed,
+                    hash,
+                });
             }
         }
-        Ok(Self { file: file.into(), experiment, runs })
+        Ok(Self {
+            file: file.into(),
+            experiment,
+            runs,
+        })
     }
 
     /// Folder of the spec file; relative paths in the spec are resolved against it.
@@ -174,7 +222,9 @@ impl Spec {
 
     /// `<output>/<experiment name>`.
     pub fn output_dir(&self) -> PathBuf {
-        self.dir().join(&self.experiment.output).join(&self.experiment.name)
+        self.dir()
+            .join(&self.experiment.output)
+            .join(&self.experiment.name)
     }
 
     /// The variant names, in spec order.
@@ -191,9 +241,17 @@ impl Spec {
 
 fn with_variant(e: SpecError, variant: &str) -> SpecError {
     match e {
-        SpecError::Invalid { file, line, path, message } => {
-            SpecError::Invalid { file, line, path, message: format!("{message} (in variant `{variant}`)") }
-        }
+        SpecError::Invalid {
+            file,
+            line,
+            path,
+            message,
+        } => SpecError::Invalid {
+            file,
+            line,
+            path,
+            message: format!("{message} (in variant `{variant}`)"),
+        },
         other => other,
     }
 }
@@ -208,9 +266,18 @@ fn deserialize<T: serde::de::DeserializeOwned>(
 ) -> Result<T, SpecError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let path = if inner == "." { prefix.to_string() } else { format!("{prefix}.{inner}") };
+        let path = if inner == "." {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{inner}")
+        };
         let last = inner.rsplit('.').next().unwrap_or(&inner).to_string();
-        SpecError::Invalid { file: file.into(), line: line_of(text, &last), path, message: e.into_inner().message().trim().to_string() }
+        SpecError::Invalid {
+            file: file.into(),
+            line: line_of(text, &last),
+            path,
+            message: e.into_inner().message().trim().to_string(),
+        }
     })
 }
 
@@ -219,15 +286,16 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
     if key.is_empty() || key == "." {
         return None;
     }
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        let bare = t.trim_start_matches('[').trim_start_matches('"');
-        (t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
-            || (t.starts_with('[') && bare.trim_end_matches(']').rsplit('.').next() == Some(key))
-            || t.contains(&format!(" {key} ="))
-            || t.contains(&format!("{{{key} ="))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            let bare = t.trim_start_matches('[').trim_start_matches('"');
+            (t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
+                || (t.starts_with('[') && bare.trim_end_matches(']').rsplit('.').next() == Some(key))
+                || t.contains(&format!(" {key} ="))
+                || t.contains(&format!("{{{key} ="))
+        })
+        .map(|i| i + 1)
 }
 
 /// Canonical hash of a resolved configuration (tables are sorted maps, so equal configs

@@ -52,7 +52,11 @@ fn variants_times_seeds_with_deep_merge() {
     assert_eq!(random.config.train.epochs, 2);
     let hashes: std::collections::BTreeSet<_> = spec.runs.iter().map(|r| &r.hash).collect();
     assert_eq!(hashes.len(), 4, "every (variant, seed) has its own identity");
-    assert_eq!(parse(SPEC, &[]).unwrap().runs[0].hash, spec.runs[0].hash, "hashes are stable");
+    assert_eq!(
+        parse(SPEC, &[]).unwrap().runs[0].hash,
+        spec.runs[0].hash,
+        "hashes are stable"
+    );
 }
 
 #[test]
@@ -71,19 +75,32 @@ fn overrides_apply_to_every_variant() {
 fn unknown_keys_and_wrong_types_name_the_key_path_and_line() {
     let bad = SPEC.replace("epochs = 2", "epoch = 2");
     let err = parse(&bad, &[]).unwrap_err().to_string();
-    assert!(err.contains("base.train") && err.contains("epoch") && err.contains("spec.toml:13"), "{err}");
+    assert!(
+        err.contains("base.train") && err.contains("epoch") && err.contains("spec.toml:13"),
+        "{err}"
+    );
     let bad = SPEC.replace("epochs = 2", "epochs = \"two\"");
     let err = parse(&bad, &[]).unwrap_err().to_string();
     assert!(err.contains("base.train.epochs"), "{err}");
-    let err = parse(&SPEC.replace("[experiment]", "[experimnt]"), &[]).unwrap_err().to_string();
+    let err = parse(&SPEC.replace("[experiment]", "[experimnt]"), &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("experimnt"), "{err}");
 }
 
 #[test]
 fn the_model_preset_resolves_with_overrides() {
-    let spec = parse(&SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layers = 8"), &[]).unwrap();
+    let spec = parse(
+        &SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layers = 8"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(spec.runs[0].config.model.resolve().unwrap().text_layers, 8);
-    let spec = parse(&SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layer = 8"), &[]).unwrap();
+    let spec = parse(
+        &SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layer = 8"),
+        &[],
+    )
+    .unwrap();
     let err = spec.runs[0].config.model.resolve().unwrap_err();
     assert!(err.contains("text_layer"), "{err}");
 }

@@ -17,7 +17,12 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-3, weight_decay: 4e-5 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-3,
+            weight_decay: 4e-5,
+        }
     }
 }
 
@@ -26,7 +31,13 @@ impl AdamConfig {
     /// parameters whose gradient is undefined (e.g. a classifier no active loss uses), as
     /// PyTorch's does.
     pub fn build(&self, vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, tch::TchError> {
-        nn::Adam { beta1: self.beta1, beta2: self.beta2, wd: self.weight_decay, eps: self.eps, amsgrad: false }
-            .build(vs, lr)
+        nn::Adam {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            wd: self.weight_decay,
+            eps: self.eps,
+            amsgrad: false,
+        }
+        .build(vs, lr)
     }
 }

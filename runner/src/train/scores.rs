@@ -17,7 +17,11 @@ pub struct ScoreStore {
 impl ScoreStore {
     /// `samples` rows of `len` positions, all `initial`.
     pub fn new(samples: usize, len: usize, initial: f32) -> Self {
-        Self { table: vec![initial; samples * len], len, pending: Vec::new() }
+        Self {
+            table: vec![initial; samples * len],
+            len,
+            pending: Vec::new(),
+        }
     }
 
     /// The table as the data workers read it during an epoch.
@@ -36,7 +40,8 @@ impl ScoreStore {
             let host = scores.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
             let values = Vec::<f32>::try_from(host.view([-1])).expect("float scores convert");
             for (k, &i) in samples.iter().enumerate() {
-                self.table[i * self.len..(i + 1) * self.len].copy_from_slice(&values[k * self.len..(k + 1) * self.len]);
+                self.table[i * self.len..(i + 1) * self.len]
+                    .copy_from_slice(&values[k * self.len..(k + 1) * self.len]);
             }
         }
     }
@@ -55,12 +60,18 @@ mod tests {
     fn scores_reach_the_table_only_when_flushed() {
         let mut store = ScoreStore::new(3, 2, 0.85);
         let before = store.snapshot();
-        store.record(vec![2, 0], Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4]).view([2, 2]));
+        store.record(
+            vec![2, 0],
+            Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4]).view([2, 2]),
+        );
         assert_eq!(store.row(2), [0.85, 0.85]);
         store.flush();
         assert_eq!(store.row(2), [0.1, 0.2]);
         assert_eq!(store.row(0), [0.3, 0.4]);
         assert_eq!(store.row(1), [0.85, 0.85]);
-        assert_eq!(before[4], 0.85, "a snapshot does not change under the epoch's feet");
+        assert_eq!(
+            before[4], 0.85,
+            "a snapshot does not change under the epoch's feet"
+        );
     }
 }

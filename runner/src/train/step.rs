@@ -89,7 +89,14 @@ pub fn forward(
     let image_cls = image_tokens.select(1, 0); // [B, E]
 
     let scores = match masking.scoring() {
-        Some(request) => Some(score(clip, masking, request.tail_layers, batch, &eos, &image_tokens)?),
+        Some(request) => Some(score(
+            clip,
+            masking,
+            request.tail_layers,
+            batch,
+            &eos,
+            &image_tokens,
+        )?),
         None => None,
     };
 
@@ -117,8 +124,10 @@ pub fn forward(
     let mut parts = Vec::with_capacity(losses.len());
     let mut metrics = Vec::new();
     for l in losses {
-        let LossOutput { loss, metrics: m } =
-            l.loss.forward(&inputs).map_err(|source| StepError::Loss { name: l.name.clone(), source })?;
+        let LossOutput { loss, metrics: m } = l.loss.forward(&inputs).map_err(|source| StepError::Loss {
+            name: l.name.clone(),
+            source,
+        })?;
         let weighted = loss * l.weight;
         total = Some(match total {
             Some(t) => t + &weighted,
@@ -128,7 +137,12 @@ pub fn forward(
         metrics.extend(m.into_iter().map(|(k, v)| (format!("{}/{k}", l.name), v)));
     }
     let total = total.unwrap_or_else(|| Tensor::zeros([], (tch::Kind::Float, batch.images.device())));
-    Ok(StepOutput { total, losses: parts, metrics, scores })
+    Ok(StepOutput {
+        total,
+        losses: parts,
+        metrics,
+        scores,
+    })
 }
 
 /// The clean caption up to the scorer's tail (no gradient needed there), then the
@@ -142,7 +156,10 @@ fn score(
     image_tokens: &Tensor,
 ) -> Result<ScoreOutput, StepError> {
     let blocks = &clip.text.transformer.resblocks;
-    let head = blocks.len().checked_sub(tail).ok_or(StepError::TailTooLong { tail, layers: blocks.len() })?;
+    let head = blocks.len().checked_sub(tail).ok_or(StepError::TailTooLong {
+        tail,
+        layers: blocks.len(),
+    })?;
     let text_state = tch::no_grad(|| clip.text.hidden(&batch.clean, head)); // [B, L, W]
     let image_tokens = image_tokens.detach();
     let image_cls = image_tokens.select(1, 0);

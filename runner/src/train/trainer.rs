@@ -37,13 +37,13 @@ pub enum RunError {
         key: String,
         plugin: String,
         #[source]
-        source: PluginError,
+        source: Box<PluginError>,
     },
     #[error("`{key}`: {source}")]
     Data {
         key: String,
         #[source]
-        source: DataError,
+        source: Box<DataError>,
     },
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
@@ -54,16 +54,23 @@ pub enum RunError {
         epoch: usize,
         step: usize,
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
-    #[error("epoch {epoch}, step {step}: loss `{loss}` is {value}; lower the learning rate or check the data")]
-    NonFinite { epoch: usize, step: usize, loss: String, value: f64 },
+    #[error(
+        "epoch {epoch}, step {step}: loss `{loss}` is {value}; lower the learning rate or check the data"
+    )]
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: String,
+        value: f64,
+    },
     #[error("evaluating `{dataset}` after epoch {epoch}: {source}")]
     Eval {
         dataset: String,
         epoch: usize,
         #[source]
-        source: EvalError,
+        source: Box<EvalError>,
     },
     #[error("`train`: {0}")]
     Schedule(#[from] ScheduleError),
@@ -110,17 +117,29 @@ fn load_split(
     let data = dataset.load(kind).map_err(|source| RunError::Dataset {
         key: key.into(),
         plugin: config.plugin.clone(),
-        source,
+        source: Box::new(source),
     })?;
-    TokenizedSplit::new(kind.as_str(), data, |t| tokenizer.tokenize(t, context))
-        .map_err(|source| RunError::Data { key: key.into(), source })
+    TokenizedSplit::new(kind.as_str(), data, |t| tokenizer.tokenize(t, context)).map_err(|source| {
+        RunError::Data {
+            key: key.into(),
+            source: Box::new(source),
+        }
+    })
 }
 
 /// Trains and evaluates one run, logging into `dir`.
-pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, dir: &RunDir) -> Result<RunResult, RunError> {
+pub fn train(
+    plan: &RunPlan,
+    plugins: &PluginSet,
+    base_dir: &std::path::Path,
+    dir: &RunDir,
+) -> Result<RunResult, RunError> {
     let cfg = &plan.config;
     let t = &cfg.train;
-    let model_cfg = cfg.model.resolve().map_err(|e| RunError::Config(format!("`model`: {e}")))?;
+    let model_cfg = cfg
+        .model
+        .resolve()
+        .map_err(|e| RunError::Config(format!("`model`: {e}")))?;
     let device = device(&t.device).map_err(RunError::Config)?;
     if t.precision != "fp32" {
         return Err(RunError::Config(format!(
@@ -135,16 +154,41 @@ pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, di
     let context = model_cfg.context_length as usize;
     let tokenizer = Tokenizer::clip()?;
 
-    let train_split = Arc::new(load_split(plugins, "data.train", &cfg.data.train, SplitKind::Train, base_dir, &tokenizer, context)?);
+    let train_split = Arc::new(load_split(
+        plugins,
+        "data.train",
+        &cfg.data.train,
+        SplitKind::Train,
+        base_dir,
+        &tokenizer,
+        context,
+    )?);
     let mut evals = Vec::new();
     for (i, e) in cfg.data.eval.iter().enumerate() {
         let kind = match e.options.get("split").and_then(|v| v.as_str()).unwrap_or("test") {
             "val" => SplitKind::Val,
             "test" => SplitKind::Test,
-            other => return Err(RunError::Config(format!("`data.eval[{i}].split` = `{other}`: expected `val` or `test`"))),
+            other => {
+                return Err(RunError::Config(format!(
+                    "`data.eval[{i}].split` = `{other}`: expected `val` or `test`"
+                )))
+            }
         };
-        let name = e.options.get("name").and_then(|v| v.as_str()).map(String::from).unwrap_or_else(|| e.plugin.clone());
-        let split = load_split(plugins, &format!("data.eval[{i}]"), e, kind, base_dir, &tokenizer, context)?;
+        let name = e
+            .options
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .unwrap_or_else(|| e.plugin.clone());
+        let split = load_split(
+            plugins,
+            &format!("data.eval[{i}]"),
+            e,
+            kind,
+            base_dir,
+            &tokenizer,
+            context,
+        )?;
         evals.push(EvalSet { name, split });
     }
     let num_classes = train_split.data.captions.iter().map(|c| c.pid).max().unwrap_or(0) + 1;
@@ -156,9 +200,18 @@ pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, di
         let file = base_dir.join(init);
         let tensors = read_safetensors(&file)?;
         // Loss heads may be absent from pretrained weights and stay freshly initialised.
-        load_named(&vs, &tensors, &file, Strictness { allow_missing: true, allow_unexpected: false })?;
+        load_named(
+            &vs,
+            &tensors,
+            &file,
+            Strictness {
+                allow_missing: true,
+                allow_unexpected: false,
+            },
+        )?;
     }
-    let masking: Arc<dyn gadms_plugin::MaskingStrategy> = Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
+    let masking: Arc<dyn gadms_plugin::MaskingStrategy> =
+        Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
     let mut scores = ScoreStore::new(train_split.len(), context, masking.initial_score());
 
     let schedule = LrSchedule::new(LrScheduleConfig {
@@ -184,11 +237,18 @@ pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, di
     let run_eval = |epoch: usize| -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
         let mut out = Vec::new();
         for e in &evals {
-            let m = evaluate(&clip, &e.split, device, t.eval_batch_size)
-                .map_err(|source| RunError::Eval { dataset: e.name.clone(), epoch, source })?;
+            let m =
+                evaluate(&clip, &e.split, device, t.eval_batch_size).map_err(|source| RunError::Eval {
+                    dataset: e.name.clone(),
+                    epoch,
+                    source: Box::new(source),
+                })?;
             dir.log_metrics(&json!({"kind": "eval", "epoch": epoch, "dataset": e.name,
                 "R1": m.r1, "R5": m.r5, "R10": m.r10, "mAP": m.map, "mINP": m.minp, "queries": m.num_queries}))?;
-            log(format!("epoch {epoch} {}: R@1 {:.2} R@5 {:.2} R@10 {:.2} mAP {:.2} mINP {:.2}", e.name, m.r1, m.r5, m.r10, m.map, m.minp))?;
+            log(format!(
+                "epoch {epoch} {}: R@1 {:.2} R@5 {:.2} R@10 {:.2} mAP {:.2} mINP {:.2}",
+                e.name, m.r1, m.r5, m.r10, m.map, m.minp
+            ))?;
             out.push((e.name.clone(), m));
         }
         Ok(out)
@@ -216,11 +276,18 @@ pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, di
         let mut window = Window::new();
         for (step, host) in loader.enumerate() {
             let waited = Instant::now();
-            let host = host.map_err(|source| RunError::Data { key: "data.train".into(), source })?;
+            let host = host.map_err(|source| RunError::Data {
+                key: "data.train".into(),
+                source: Box::new(source),
+            })?;
             window.data_wait += waited.elapsed().as_secs_f64();
             let batch = to_device(&host, device);
-            let out = step::forward(&clip, masking.as_ref(), &losses, &batch)
-                .map_err(|source| RunError::Step { epoch, step: step + 1, source })?;
+            let out =
+                step::forward(&clip, masking.as_ref(), &losses, &batch).map_err(|source| RunError::Step {
+                    epoch,
+                    step: step + 1,
+                    source: Box::new(source),
+                })?;
             opt.zero_grad();
             out.total.backward();
             opt.step();
@@ -232,7 +299,13 @@ pub fn train(plan: &RunPlan, plugins: &PluginSet, base_dir: &std::path::Path, di
             }
             if (step + 1) % t.log_every.max(1) == 0 || step + 1 == steps {
                 let record = window.flush(epoch, step + 1, global_step, lr)?;
-                log(format!("epoch {epoch}/{} step {}/{steps} loss {:.4} ({:.1} samples/s)", t.epochs, step + 1, record["loss"], record["samples_per_s"]))?;
+                log(format!(
+                    "epoch {epoch}/{} step {}/{steps} loss {:.4} ({:.1} samples/s)",
+                    t.epochs,
+                    step + 1,
+                    record["loss"],
+                    record["samples_per_s"]
+                ))?;
                 dir.log_metrics(&record)?;
             }
         }
@@ -274,7 +347,13 @@ struct Window {
 
 impl Window {
     fn new() -> Self {
-        Self { started: Instant::now(), samples: 0, steps: Vec::new(), degenerate: Vec::new(), data_wait: 0.0 }
+        Self {
+            started: Instant::now(),
+            samples: 0,
+            steps: Vec::new(),
+            degenerate: Vec::new(),
+            data_wait: 0.0,
+        }
     }
 
     fn push(&mut self, samples: usize, step: usize, out: &step::StepOutput) {
@@ -290,8 +369,15 @@ impl Window {
 
     /// Reads the window back (the log point's one sync), checks every step's losses are
     /// finite — naming the first step and loss that is not — and returns the mean record.
-    fn flush(&mut self, epoch: usize, step: usize, global_step: usize, lr: f64) -> Result<serde_json::Value, RunError> {
-        let mut record = json!({"kind": "train", "epoch": epoch, "step": step, "global_step": global_step, "lr": lr});
+    fn flush(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        global_step: usize,
+        lr: f64,
+    ) -> Result<serde_json::Value, RunError> {
+        let mut record =
+            json!({"kind": "train", "epoch": epoch, "step": step, "global_step": global_step, "lr": lr});
         let count = self.steps.len().max(1) as f64;
         let mut sums: Vec<(String, f64)> = Vec::new();
         for (s, out) in &self.steps {
@@ -300,12 +386,21 @@ impl Window {
             for (name, value) in named {
                 let v = value.to_kind(Kind::Double).double_value(&[]);
                 if !v.is_finite() {
-                    return Err(RunError::NonFinite { epoch, step: *s, loss: name, value: v });
+                    return Err(RunError::NonFinite {
+                        epoch,
+                        step: *s,
+                        loss: name,
+                        value: v,
+                    });
                 }
                 add(&mut sums, name, v);
             }
             for (name, value) in &out.metrics {
-                add(&mut sums, name.clone(), value.to_kind(Kind::Double).double_value(&[]));
+                add(
+                    &mut sums,
+                    name.clone(),
+                    value.to_kind(Kind::Double).double_value(&[]),
+                );
             }
         }
         for (k, v) in sums {

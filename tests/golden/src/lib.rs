@@ -12,9 +12,9 @@ use tch::{Kind, Tensor};
 
 /// The golden folder.
 pub fn dir() -> PathBuf {
-    std::env::var_os("GADMS_GOLDEN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
-    })
+    std::env::var_os("GADMS_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"))
 }
 
 /// A loaded golden set.
@@ -29,9 +29,15 @@ impl Golden {
         let dir = dir();
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("cannot read {}: {e}; set GADMS_GOLDEN_DIR to the golden folder", path.display())
+            panic!(
+                "cannot read {}: {e}; set GADMS_GOLDEN_DIR to the golden folder",
+                path.display()
+            )
         });
-        Self { manifest: serde_json::from_str(&text).expect("manifest.json is valid JSON"), dir }
+        Self {
+            manifest: serde_json::from_str(&text).expect("manifest.json is valid JSON"),
+            dir,
+        }
     }
 
     /// The manifest entry of one file, e.g. `"model_io.safetensors"`.
@@ -60,14 +66,22 @@ impl Golden {
         if t.get("exact").and_then(Value::as_bool) == Some(true) {
             return None;
         }
-        Some(t["suggested_atol"].as_f64().unwrap_or_else(|| panic!("no tolerance for `{name}` in the manifest")))
+        Some(
+            t["suggested_atol"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no tolerance for `{name}` in the manifest")),
+        )
     }
 }
 
 /// Asserts `|ours - reference| <= atol` elementwise (exact equality when `atol` is `None`),
 /// printing the case, the worst element and both values when it fails.
 pub fn assert_close(case: &str, ours: &Tensor, reference: &Tensor, atol: Option<f64>) {
-    assert_eq!(ours.size(), reference.size(), "{case}: shape differs (ours vs reference)");
+    assert_eq!(
+        ours.size(),
+        reference.size(),
+        "{case}: shape differs (ours vs reference)"
+    );
     let ours = ours.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     let reference = reference.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     let diff = (&ours - &reference).abs().flatten(0, -1);
