@@ -65,44 +65,90 @@ fn run(dir: &Path, extra: &[&str]) -> (Output, String) {
         .output()
         .unwrap();
     assert!(out.status.code().is_some(), "killed by a signal: {out:?}");
-    (out.clone(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.clone(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn status(dir: &Path, variant: &str) -> serde_json::Value {
     let path = dir.join("out/tiny/runs").join(variant).join("seed-3/status.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 #[test]
 fn runs_are_isolated_recorded_and_skipped_when_done() {
     let dir = setup("isolation");
     let (out, text) = run(&dir, &[]);
-    assert!(!out.status.success(), "a failed run makes the command fail:\n{text}");
+    assert!(
+        !out.status.success(),
+        "a failed run makes the command fail:\n{text}"
+    );
 
     assert_eq!(status(&dir, "ga-dms")["state"], "done", "{text}");
     let metrics = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
-    let records: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let evals: Vec<_> = records.iter().filter(|r| r["kind"] == "eval").collect();
-    assert_eq!(evals.iter().map(|r| r["epoch"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
-    assert!(evals.iter().all(|r| r["mAP"].as_f64().unwrap() > 0.0 && r["dataset"] == "synth"));
+    assert_eq!(
+        evals
+            .iter()
+            .map(|r| r["epoch"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(evals
+        .iter()
+        .all(|r| r["mAP"].as_f64().unwrap() > 0.0 && r["dataset"] == "synth"));
     let train: Vec<_> = records.iter().filter(|r| r["kind"] == "train").collect();
-    assert!(!train.is_empty() && train.iter().all(|r| r["loss/mtp"].as_f64().is_some() && r["samples_per_s"].as_f64().unwrap() > 0.0));
+    assert!(
+        !train.is_empty()
+            && train
+                .iter()
+                .all(|r| r["loss/mtp"].as_f64().is_some() && r["samples_per_s"].as_f64().unwrap() > 0.0)
+    );
 
     let tail = status(&dir, "tail-too-long");
     assert_eq!(tail["state"], "failed");
-    assert!(tail["error"].as_str().unwrap().contains("re-runs the last 3 text blocks but the model has only 2"), "{tail}");
+    assert!(
+        tail["error"]
+            .as_str()
+            .unwrap()
+            .contains("re-runs the last 3 text blocks but the model has only 2"),
+        "{tail}"
+    );
     let diverged = status(&dir, "diverges");
     assert_eq!(diverged["state"], "failed");
     let error = diverged["error"].as_str().unwrap();
-    assert!(error.contains("epoch 1, step") && error.contains("loss `loss") && (error.contains("NaN") || error.contains("inf")), "{error}");
+    assert!(
+        error.contains("epoch 1, step")
+            && error.contains("loss `loss")
+            && (error.contains("NaN") || error.contains("inf")),
+        "{error}"
+    );
     assert!(text.contains("3 run(s), 2 failed"), "{text}");
 
     // Again: the finished run is skipped, the failed ones are reported without rerunning.
     let (_, text) = run(&dir, &[]);
-    assert!(text.contains("finished before; skipped") && text.contains("failed before, skipped"), "{text}");
+    assert!(
+        text.contains("finished before; skipped") && text.contains("failed before, skipped"),
+        "{text}"
+    );
     // `--rerun-failed` runs a failed run again (and it fails again); `--only` limits the runs.
     let (_, text) = run(&dir, &["--only", "diverges", "--rerun-failed"]);
-    assert!(text.contains("1 run(s), 1 failed") && !text.contains("skipped"), "{text}");
+    assert!(
+        text.contains("1 run(s), 1 failed") && !text.contains("skipped"),
+        "{text}"
+    );
     // A changed configuration is a new run, whatever the old status said.
     let (out, text) = run(&dir, &["--only", "tail-too-long", "--set", "masking.layers=2"]);
     assert!(out.status.success(), "{text}");
@@ -116,8 +162,13 @@ fn dry_run_prints_the_matrix_with_hashes() {
     let (out, text) = run(&dir, &["--dry-run"]);
     assert!(out.status.success(), "{text}");
     for variant in ["ga-dms", "tail-too-long", "diverges"] {
-        let line = text.lines().find(|l| l.starts_with(variant)).unwrap_or_else(|| panic!("{text}"));
-        let hash = line.split_whitespace().find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(variant))
+            .unwrap_or_else(|| panic!("{text}"));
+        let hash = line
+            .split_whitespace()
+            .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(hash.is_some() && line.ends_with("run"), "{line}");
     }
     assert!(!dir.join("out").exists(), "a dry run writes nothing");
