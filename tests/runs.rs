@@ -46,6 +46,10 @@ masking = { layers = 3 }
 [[variant]]
 name = "diverges"
 train = { lr = 1e30 }
+
+[[variant]]
+name = "template-plugin"
+masking = { plugin = "every-nth", n = 2 }
 "#;
 
 fn setup(name: &str) -> PathBuf {
@@ -135,7 +139,24 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
             && (error.contains("NaN") || error.contains("inf")),
         "{error}"
     );
-    assert!(text.contains("3 run(s), 2 failed"), "{text}");
+    assert_eq!(
+        status(&dir, "template-plugin")["state"],
+        "done",
+        "the template plugin works by name: {text}"
+    );
+    assert!(text.contains("4 run(s), 2 failed"), "{text}");
+
+    // A CPU run repeats exactly from its seed: forcing it again gives the same losses.
+    let losses = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["kind"] == "train" || r["kind"] == "eval")
+            .map(|r| format!("{} {} {} {}", r["epoch"], r["step"], r["loss"], r["mAP"]))
+            .collect()
+    };
+    let (_, text) = run(&dir, &["--only", "ga-dms", "--force"]);
+    let again = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
+    assert_eq!(losses(&metrics), losses(&again), "{text}");
 
     // Again: the finished run is skipped, the failed ones are reported without rerunning.
     let (_, text) = run(&dir, &[]);
@@ -161,7 +182,7 @@ fn dry_run_prints_the_matrix_with_hashes() {
     let dir = setup("dry");
     let (out, text) = run(&dir, &["--dry-run"]);
     assert!(out.status.success(), "{text}");
-    for variant in ["ga-dms", "tail-too-long", "diverges"] {
+    for variant in ["ga-dms", "tail-too-long", "diverges", "template-plugin"] {
         let line = text
             .lines()
             .find(|l| l.starts_with(variant))
