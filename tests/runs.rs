@@ -113,6 +113,16 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
     assert!(evals
         .iter()
         .all(|r| r["mAP"].as_f64().unwrap() > 0.0 && r["dataset"] == "synth"));
+    // The synthetic captions carry labelled noise: each epoch reports how well the scores find it.
+    let auroc: Vec<f64> = records
+        .iter()
+        .filter(|r| r["kind"] == "noise")
+        .map(|r| r["auroc"].as_f64().unwrap())
+        .collect();
+    assert!(
+        auroc.len() == 2 && auroc.iter().all(|a| (0.0..=1.0).contains(a)),
+        "{auroc:?}"
+    );
     let train: Vec<_> = records.iter().filter(|r| r["kind"] == "train").collect();
     assert!(
         !train.is_empty()

@@ -16,6 +16,7 @@ use gadms_plugin::{MaskingStrategy, PluginError};
 use tch::Tensor;
 
 use super::images::{decode, train_transform, Augment, ImageError};
+use super::tokenizer::Tokenizer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -51,11 +52,19 @@ pub struct TokenizedSplit {
     pub data: SplitData,
     /// Clean ids per caption, each of the model's context length.
     pub tokens: Vec<Vec<i64>>,
+    /// Per caption and position, whether the token lies in a known noise span; `None` when
+    /// the dataset marks no noise (every real benchmark).
+    pub noise: Option<Vec<Vec<bool>>>,
 }
 
 impl TokenizedSplit {
-    /// Checks the split and tokenises every caption with `tokenize`.
-    pub fn new(split: &str, data: SplitData, tokenize: impl Fn(&str) -> Vec<i64>) -> Result<Self, DataError> {
+    /// Checks the split and tokenises every caption to `context_length` positions.
+    pub fn new(
+        split: &str,
+        data: SplitData,
+        tokenizer: &Tokenizer,
+        context_length: usize,
+    ) -> Result<Self, DataError> {
         if data.captions.is_empty() || data.images.is_empty() {
             return Err(DataError::EmptySplit { split: split.into() });
         }
@@ -71,8 +80,27 @@ impl TokenizedSplit {
                 });
             }
         }
-        let tokens = data.captions.iter().map(|c| tokenize(&c.text)).collect();
-        Ok(Self { data, tokens })
+        let tokenized: Vec<_> = data
+            .captions
+            .iter()
+            .map(|c| tokenizer.tokenize_with_offsets(&c.text, context_length))
+            .collect();
+        let noise = data.captions.iter().any(|c| !c.noise_spans.is_empty()).then(|| {
+            data.captions
+                .iter()
+                .zip(&tokenized)
+                .map(|(c, t)| {
+                    let mut flags = vec![false; context_length];
+                    for span in &c.noise_spans {
+                        t.positions_overlapping(span.clone())
+                            .for_each(|p| flags[p] = true);
+                    }
+                    flags
+                })
+                .collect()
+        });
+        let tokens = tokenized.into_iter().map(|t| t.ids).collect();
+        Ok(Self { data, tokens, noise })
     }
 
     pub fn len(&self) -> usize {

@@ -1,4 +1,5 @@
 //! Retrieval evaluation.
 
 pub mod metrics;
+pub mod noise;
 pub mod retrieval;

@@ -50,6 +50,11 @@ impl ScoreStore {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.table[i * self.len..(i + 1) * self.len]
     }
+
+    /// The whole table, row-major `[samples, len]`.
+    pub fn table(&self) -> &[f32] {
+        &self.table
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::data::images::Augment;
 use crate::data::loader::{DataError, EpochData, EpochLoader, HostBatch, TokenizedSplit};
 use crate::data::tokenizer::{Tokenizer, TokenizerError};
 use crate::eval::metrics::RetrievalMetrics;
+use crate::eval::noise::noise_auroc;
 use crate::eval::retrieval::{evaluate, EvalError};
 use crate::model::weights::{load_named, read_safetensors, Strictness, WeightsError};
 use crate::model::Clip;
@@ -119,11 +120,9 @@ fn load_split(
         plugin: config.plugin.clone(),
         source: Box::new(source),
     })?;
-    TokenizedSplit::new(kind.as_str(), data, |t| tokenizer.tokenize(t, context)).map_err(|source| {
-        RunError::Data {
-            key: key.into(),
-            source: Box::new(source),
-        }
+    TokenizedSplit::new(kind.as_str(), data, tokenizer, context).map_err(|source| RunError::Data {
+        key: key.into(),
+        source: Box::new(source),
     })
 }
 
@@ -310,6 +309,15 @@ pub fn train(
             }
         }
         scores.flush();
+        if let (Some(noise), Some(_)) = (&train_split.noise, masking.scoring()) {
+            let vocab = components::vocab(&model_cfg);
+            if let Some(auroc) = noise_auroc(scores.table(), context, &train_split.tokens, noise, &vocab) {
+                dir.log_metrics(&json!({"kind": "noise", "epoch": epoch, "auroc": auroc}))?;
+                log(format!(
+                    "epoch {epoch}: noise-token AUROC of the scores {auroc:.3}"
+                ))?;
+            }
+        }
         last = run_eval(epoch)?;
     }
     Ok(RunResult { last })
