@@ -120,7 +120,11 @@ fn one_training_step_matches_the_reference() {
     opt.zero_grad();
     out.total.backward();
     let vars: HashMap<String, Tensor> = vs.variables();
-    assert_eq!(opt.rules().len(), 1, "the reference gives every parameter the same group rule");
+    assert_eq!(
+        opt.rules().len(),
+        1,
+        "the reference gives every parameter the same group rule"
+    );
     let before = vars["classifier.weight"].copy();
     for name in g.file("model_io.safetensors")["grad_params"].as_array().unwrap() {
         let name = name.as_str().unwrap();

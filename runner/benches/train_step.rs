@@ -3,10 +3,12 @@
 //! gradient-attention score (measured as the difference to the same step with masking
 //! `none`, in the same process).
 //!
-//! Configurations: the small golden model at batch 64 and ViT-B/16 at batch 8, each with
+//! Configurations: the small golden model at batch 64, the CPU `tiny` preset at batch 64
+//! and ViT-B/16 at batch 8, each with
 //! the GA-DMS pre-training losses (SDM + 0.3·MTP). Inputs are random: speed does not
 //! depend on their values. Run with `make bench` (or `cargo bench -p gadms --bench
-//! train_step`); `GADMS_BENCH_STEPS` sets the number of timed steps (default 5).
+//! train_step`); `GADMS_BENCH_STEPS` sets the number of timed steps (default 5) and
+//! `GADMS_BENCH_ONLY` a comma-separated list of configs to run (`golden,tiny,vit-b16`).
 
 use std::time::Instant;
 
@@ -60,11 +62,12 @@ fn golden_case() -> Case {
     }
 }
 
-/// A random batch with captions of 20–40 tokens and 15 % of them labelled for MTP.
+/// A random batch with captions filling a quarter to half of the context and 15 % of their
+/// tokens labelled for MTP.
 fn batch(c: &ModelConfig, b: i64) -> Batch {
     let l = c.context_length;
     let vocab = Vocab::clip_layout(c.vocab_size);
-    let lengths = Tensor::randint_low(20, 40, [b, 1], (Kind::Int64, Device::Cpu));
+    let lengths = Tensor::randint_low(l / 4, l / 2, [b, 1], (Kind::Int64, Device::Cpu));
     let pos = Tensor::arange(l, (Kind::Int64, Device::Cpu)).view([1, l]);
     let content = Tensor::randint_low(1, vocab.mask_id, [b, l], (Kind::Int64, Device::Cpu));
     let ids = content.where_self(
@@ -190,16 +193,32 @@ fn main() {
         "{:<16} {:>5} {:>10} {:>10} {:>12} {:>11} {:>13}",
         "config", "batch", "step (s)", "samples/s", "no-score (s)", "score share", "peak RSS MiB"
     );
+    let only = std::env::var("GADMS_BENCH_ONLY").unwrap_or_else(|_| "golden,tiny,vit-b16".into());
     let cases = [
-        golden_case(),
-        Case {
-            name: "ViT-B/16",
-            config: ModelConfig::vit_b16(),
-            batch: 8,
-            tail: 8,
-        },
+        ("golden", golden_case()),
+        (
+            "tiny",
+            Case {
+                name: "tiny preset",
+                config: ModelConfig::tiny(),
+                batch: 64,
+                tail: 4,
+            },
+        ),
+        (
+            "vit-b16",
+            Case {
+                name: "ViT-B/16",
+                config: ModelConfig::vit_b16(),
+                batch: 8,
+                tail: 8,
+            },
+        ),
     ];
-    for case in &cases {
+    for (_, case) in cases
+        .iter()
+        .filter(|(key, _)| only.split(',').any(|o| o.trim() == *key))
+    {
         let with_score = time_steps(case, &plugins, "gadms", steps);
         let without = time_steps(case, &plugins, "none", steps);
         println!(

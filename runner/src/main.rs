@@ -6,8 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use gadms::data::stats::SplitStats;
+use gadms::data::tokenizer::Tokenizer;
+use gadms::model::ModelConfig;
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::spec::Spec;
+use gadms_plugin::dataset::SplitKind;
 
 /// Declarative GA-DMS experiments: train every variant of an ablation, evaluate R@1/5/10,
 /// mAP and mINP, and write comparison tables.
@@ -68,6 +72,38 @@ enum Command {
         /// Workspace folder to create it in.
         #[arg(long, default_value = "plugins")]
         dir: PathBuf,
+    },
+    /// Inspect a dataset as its plugin loads it.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Per split: identities, images, captions, captions per image, and caption lengths in
+    /// CLIP BPE tokens with how many captions tokenisation would truncate.
+    ///
+    /// Without `--split`, train, val and test are tried in turn; a split that does not load
+    /// (ICFG-PEDES has no val) is reported on stderr with the reason and skipped.
+    Stats {
+        /// The dataset plugin, e.g. `cuhk-pedes` (see `gadms-run plugins`).
+        #[arg(long)]
+        plugin: String,
+        /// The dataset's folder (generated datasets need none).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// A split to load: train, val or test (repeatable; default: each that loads).
+        #[arg(long = "split", value_name = "SPLIT", value_parser = parse_split)]
+        splits: Vec<SplitKind>,
+        /// A plugin option, e.g. `--option skip_missing=true` (repeatable). The value is
+        /// read as TOML, or as a string when it is not TOML.
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// The text context that truncation is counted against (ViT-B/16's by default).
+        #[arg(long, default_value_t = ModelConfig::vit_b16().context_length as usize)]
+        context_length: usize,
     },
 }
 
@@ -172,7 +208,94 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dataset {
+            command:
+                DatasetCommand::Stats {
+                    plugin,
+                    root,
+                    splits,
+                    options,
+                    context_length,
+                },
+        } => {
+            let plugins = load_plugins(&cli.plugin_dirs, None);
+            dataset_stats(
+                &plugins,
+                &plugin,
+                root.as_deref(),
+                &splits,
+                &options,
+                context_length,
+            )
+        }
     }
+}
+
+/// `dataset stats`: splits named with `--split` must load; without it, each split that
+/// loads is shown and the command fails only when none does.
+fn dataset_stats(
+    plugins: &PluginSet,
+    name: &str,
+    root: Option<&Path>,
+    splits: &[SplitKind],
+    options: &[String],
+    context_length: usize,
+) -> Result<ExitCode> {
+    let dataset = plugins
+        .dataset(name)?
+        .open(root, &plugin_options(options)?)
+        .with_context(|| format!("cannot open dataset `{name}`"))?;
+    let tokenizer = Tokenizer::clip()?;
+    let explicit = !splits.is_empty();
+    let splits = if explicit {
+        splits
+    } else {
+        &[SplitKind::Train, SplitKind::Val, SplitKind::Test][..]
+    };
+    let mut loaded = 0;
+    for &split in splits {
+        match dataset.load(split) {
+            Ok(data) => {
+                let stats = SplitStats::compute(&data, &tokenizer, context_length);
+                print!("{name} {}:\n{stats}", split.as_str());
+                loaded += 1;
+            }
+            Err(e) if !explicit => eprintln!("{name} {}: not loaded: {e}", split.as_str()),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot load the `{}` split of `{name}`", split.as_str()))
+            }
+        }
+    }
+    if loaded == 0 {
+        bail!("no split of `{name}` loaded; the reasons are above");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `KEY=VALUE` assignments as the TOML text a plugin parses its options from. As with
+/// `--set`, a value that is not TOML (`annotations=100w.json`) is taken as a string.
+fn plugin_options(assignments: &[String]) -> Result<String> {
+    let mut table = toml::Table::new();
+    for assignment in assignments {
+        let (key, raw) = assignment
+            .split_once('=')
+            .with_context(|| format!("--option `{assignment}`: expected KEY=VALUE"))?;
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+        table.insert(key.trim().to_string(), value);
+    }
+    Ok(toml::to_string(&table)?)
+}
+
+fn parse_split(text: &str) -> Result<SplitKind, String> {
+    [SplitKind::Train, SplitKind::Val, SplitKind::Test]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("`{text}` is not a split; expected train, val or test"))
 }
 
 /// `--plugin-dir` folders, then the spec's `plugin_dirs` (relative to the spec), then the

@@ -2,4 +2,5 @@
 
 pub mod images;
 pub mod loader;
+pub mod stats;
 pub mod tokenizer;

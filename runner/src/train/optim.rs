@@ -62,13 +62,19 @@ pub struct GroupRule {
 impl AdamConfig {
     /// The rule for the parameter called `name`.
     pub fn rule(&self, name: &str) -> GroupRule {
-        let mut rule = GroupRule { lr_factor: 1.0, weight_decay: self.weight_decay };
+        let mut rule = GroupRule {
+            lr_factor: 1.0,
+            weight_decay: self.weight_decay,
+        };
         if self.groups == ParamGroups::Irra {
             if name.contains("cross") {
                 rule.lr_factor = self.new_module_lr_factor;
             }
             if name.contains("bias") {
-                rule = GroupRule { lr_factor: self.bias_lr_factor, weight_decay: self.bias_weight_decay };
+                rule = GroupRule {
+                    lr_factor: self.bias_lr_factor,
+                    weight_decay: self.bias_weight_decay,
+                };
             }
             if name.contains("classifier") || name.contains("mlm_head") {
                 rule.lr_factor = self.new_module_lr_factor;
@@ -91,7 +97,11 @@ impl AdamConfig {
                 .collect();
             for var in vars.trainable_variables.iter_mut() {
                 let ptr = var.tensor.data_ptr() as usize;
-                let rule = names.iter().find(|(_, p)| *p == ptr).map(|(n, _)| self.rule(n)).unwrap_or(self.rule(""));
+                let rule = names
+                    .iter()
+                    .find(|(_, p)| *p == ptr)
+                    .map(|(n, _)| self.rule(n))
+                    .unwrap_or(self.rule(""));
                 var.group = match rules.iter().position(|r| *r == rule) {
                     Some(g) => g,
                     None => {
@@ -101,8 +111,17 @@ impl AdamConfig {
                 };
             }
         }
-        let adam = nn::Adam { beta1: self.beta1, beta2: self.beta2, wd: self.weight_decay, eps: self.eps, amsgrad: false };
-        let mut optimizer = Optimizer { inner: adam.build(vs, lr)?, rules };
+        let adam = nn::Adam {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            wd: self.weight_decay,
+            eps: self.eps,
+            amsgrad: false,
+        };
+        let mut optimizer = Optimizer {
+            inner: adam.build(vs, lr)?,
+            rules,
+        };
         optimizer.set_lr(lr);
         Ok(optimizer)
     }
@@ -143,19 +162,34 @@ mod tests {
 
     #[test]
     fn irra_rules_follow_the_reference_order() {
-        let c = AdamConfig { groups: ParamGroups::Irra, ..AdamConfig::default() };
+        let c = AdamConfig {
+            groups: ParamGroups::Irra,
+            ..AdamConfig::default()
+        };
         let rule = |n: &str| {
             let r = c.rule(n);
             (r.lr_factor, r.weight_decay)
         };
-        assert_eq!(rule("base_model.transformer.resblocks.0.mlp.c_fc.weight"), (1.0, 4e-5));
-        assert_eq!(rule("base_model.transformer.resblocks.0.mlp.c_fc.bias"), (2.0, 0.0));
+        assert_eq!(
+            rule("base_model.transformer.resblocks.0.mlp.c_fc.weight"),
+            (1.0, 4e-5)
+        );
+        assert_eq!(
+            rule("base_model.transformer.resblocks.0.mlp.c_fc.bias"),
+            (2.0, 0.0)
+        );
         assert_eq!(rule("cross_attn.in_proj_weight"), (5.0, 4e-5));
         assert_eq!(rule("cross_attn.in_proj_bias"), (2.0, 0.0));
         assert_eq!(rule("mlm_head.fc.bias"), (5.0, 0.0));
         assert_eq!(rule("classifier.weight"), (5.0, 4e-5));
         let uniform = AdamConfig::default();
-        assert_eq!(uniform.rule("classifier.bias"), GroupRule { lr_factor: 1.0, weight_decay: 4e-5 });
+        assert_eq!(
+            uniform.rule("classifier.bias"),
+            GroupRule {
+                lr_factor: 1.0,
+                weight_decay: 4e-5
+            }
+        );
     }
 
     #[test]
@@ -165,7 +199,12 @@ mod tests {
         let _a = (&root / "cross_attn").var("weight", &[2], nn::Init::Const(1.0));
         let _b = (&root / "cross_attn").var("bias", &[2], nn::Init::Const(1.0));
         let _c = (&root / "base").var("weight", &[2], nn::Init::Const(1.0));
-        let irra = AdamConfig { groups: ParamGroups::Irra, ..AdamConfig::default() }.build(&vs, 1e-5).unwrap();
+        let irra = AdamConfig {
+            groups: ParamGroups::Irra,
+            ..AdamConfig::default()
+        }
+        .build(&vs, 1e-5)
+        .unwrap();
         assert_eq!(irra.rules().len(), 3);
         assert_eq!(AdamConfig::default().build(&vs, 1e-5).unwrap().rules().len(), 1);
     }
