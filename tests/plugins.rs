@@ -207,35 +207,36 @@ fn two_plugins_registering_the_same_name() {
     );
 }
 
-#[test]
-fn a_spec_naming_an_unknown_plugin_lists_the_available_ones() {
-    let dir = scratch("unknown");
+/// Runs `gadms-run validate` on a minimal spec whose `[base.masking]` table is `masking`;
+/// returns whether it passed and its stderr.
+fn validate_with_masking(name: &str, masking: &str) -> (bool, String) {
+    let dir = scratch(name);
     let spec = dir.join("spec.toml");
-    std::fs::write(
-        &spec,
-        r#"
-[experiment]
-name = "unknown-plugin"
-
-[base.data]
-train = { plugin = "synthetic-persons" }
-
-[base.masking]
-plugin = "gadmz"
-
-[base.losses]
-sdm = {}
-"#,
-    )
-    .unwrap();
+    let text = format!(
+        "[experiment]\nname = \"{name}\"\n\n[base.data]\ntrain = {{ plugin = \"synthetic-persons\" }}\n\n\
+         [base.masking]\n{masking}\n\n[base.losses]\nsdm = {{}}\n"
+    );
+    std::fs::write(&spec, text).unwrap();
     let out = bin()
         .arg("validate")
         .arg(&spec)
         .env("GADMS_PLUGIN_PATH", "")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert!(
+        out.status.code().is_some(),
+        "gadms-run was killed by a signal: {out:?}"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_spec_naming_an_unknown_plugin_lists_the_available_ones() {
+    let (ok, text) = validate_with_masking("unknown-plugin", "plugin = \"gadmz\"");
+    assert!(!ok);
     assert!(
         text.contains("unknown masking plugin `gadmz`")
             && text.contains("available: every-nth, gadms, none, random"),
@@ -246,34 +247,8 @@ sdm = {}
 
 #[test]
 fn bad_plugin_options_name_the_plugin_and_the_key() {
-    let dir = scratch("options");
-    let spec = dir.join("spec.toml");
-    std::fs::write(
-        &spec,
-        r#"
-[experiment]
-name = "bad-options"
-
-[base.data]
-train = { plugin = "synthetic-persons" }
-
-[base.masking]
-plugin = "gadms"
-scorr = "gass"
-
-[base.losses]
-sdm = {}
-"#,
-    )
-    .unwrap();
-    let out = bin()
-        .arg("validate")
-        .arg(&spec)
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, text) = validate_with_masking("bad-options", "plugin = \"gadms\"\nscorr = \"gass\"");
+    assert!(!ok);
     assert!(
         text.contains("`masking` (plugin `gadms`)") && text.contains("scorr"),
         "{text}"

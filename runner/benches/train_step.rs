@@ -17,6 +17,9 @@ use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
 use gadms::train::step::{self, Batch, MtpBatch, WeightedLoss};
 use gadms_golden::Golden;
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
 use gadms_plugin::loss::LossContext;
 use gadms_plugin::masking::{MaskingContext, Vocab};
 use tch::nn::VarStore;
@@ -31,34 +34,12 @@ struct Case {
 
 fn golden_case() -> Case {
     let g = Golden::load();
-    let c = g.model_config();
-    let int = |k: &str| c[k].as_i64().unwrap();
-    let size: Vec<i64> = c["img_size"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    let config = ModelConfig {
-        embed_dim: int("embed_dim"),
-        image_size: [size[0], size[1]],
-        patch_size: int("patch_size"),
-        stride: int("stride_size"),
-        vision_width: int("vision_width"),
-        vision_layers: int("vision_layers"),
-        vision_heads: int("vision_heads"),
-        context_length: int("context_length"),
-        vocab_size: int("vocab_size"),
-        text_width: int("text_width"),
-        text_layers: int("text_layers"),
-        text_heads: int("text_heads"),
-        temperature: c["temperature"].as_f64().unwrap(),
-    };
+    let tail = common::int(g.model_config(), "dense_layers_n") as usize;
     Case {
         name: "golden config",
-        config,
+        config: common::golden_config(&g),
         batch: 64,
-        tail: int("dense_layers_n") as usize,
+        tail,
     }
 }
 
