@@ -127,15 +127,15 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize) -> 
             &options,
         )
         .unwrap();
-    let mut opt = AdamConfig::default().build(&vs, 1e-5).unwrap();
+    let mut opt = AdamConfig::default().build(&vs);
+    opt.set_lr(1e-5);
     let input = batch(c, case.batch);
     let mut times = Vec::new();
     for i in 0..steps + 2 {
         let start = Instant::now();
         let out = step::forward(&clip, masking.as_ref(), &losses, &input).unwrap();
-        opt.zero_grad();
-        out.total.backward();
-        opt.step();
+        let grads = opt.backward(&out.total);
+        opt.step(&grads);
         let _ = out.total.double_value(&[]); // the step has really finished
         if i >= 2 {
             times.push(start.elapsed().as_secs_f64());

@@ -7,7 +7,7 @@
 //! follow IRRA.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::{nn, Tensor};
 
 /// How parameters are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -83,76 +83,173 @@ impl AdamConfig {
         rule
     }
 
-    /// An optimizer over every trainable variable of `vs`, grouped by [`Self::rule`].
-    /// libtorch's Adam skips parameters whose gradient is undefined (e.g. a classifier no
-    /// active loss uses), as PyTorch's does.
-    pub fn build(&self, vs: &nn::VarStore, lr: f64) -> Result<Optimizer, tch::TchError> {
-        let mut rules: Vec<GroupRule> = Vec::new();
-        {
-            let mut vars = vs.variables_.lock().expect("var store lock");
-            let names: Vec<(String, usize)> = vars
-                .named_variables
-                .iter()
-                .map(|(name, t)| (name.clone(), t.data_ptr() as usize))
-                .collect();
-            for var in vars.trainable_variables.iter_mut() {
-                let ptr = var.tensor.data_ptr() as usize;
-                let rule = names
-                    .iter()
-                    .find(|(_, p)| *p == ptr)
-                    .map(|(n, _)| self.rule(n))
-                    .unwrap_or(self.rule(""));
-                var.group = match rules.iter().position(|r| *r == rule) {
-                    Some(g) => g,
-                    None => {
-                        rules.push(rule);
-                        rules.len() - 1
-                    }
+    /// An optimizer over every trainable variable of `vs`, in name order.
+    pub fn build(&self, vs: &nn::VarStore) -> Adam {
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = named
+            .into_iter()
+            .map(|(name, tensor)| Param {
+                rule: self.rule(&name),
+                name,
+                tensor,
+                state: None,
+            })
+            .collect();
+        Adam {
+            config: self.clone(),
+            params,
+            lr: 0.0,
+        }
+    }
+}
+
+/// One parameter and its Adam moments (allocated at its first update, as PyTorch does).
+struct Param {
+    name: String,
+    tensor: Tensor,
+    rule: GroupRule,
+    state: Option<Moments>,
+}
+
+struct Moments {
+    m: Tensor,
+    v: Tensor,
+    steps: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptimError {
+    #[error("optimizer state for `{name}`: {problem}")]
+    State { name: String, problem: String },
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// Adam as `torch.optim.Adam` computes it (L2 decay added to the gradient, bias-corrected
+/// moments, `eps` added after the square root), written here rather than taken from
+/// libtorch so that its moments can be checkpointed and a run resumed exactly.
+///
+/// Gradients come from [`Adam::backward`] rather than accumulating in `.grad`: a parameter
+/// the loss does not reach gets no gradient and is skipped, as PyTorch skips a parameter
+/// whose `.grad` is `None`.
+pub struct Adam {
+    config: AdamConfig,
+    params: Vec<Param>,
+    lr: f64,
+}
+
+impl Adam {
+    /// Sets the base learning rate; each parameter gets its group's factor of it.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// Gradients of `loss` with respect to every parameter, in parameter order; undefined
+    /// where the loss does not depend on the parameter.
+    pub fn backward(&self, loss: &Tensor) -> Vec<Tensor> {
+        let tensors: Vec<&Tensor> = self.params.iter().map(|p| &p.tensor).collect();
+        Tensor::run_backward(&[loss], &tensors, false, false)
+    }
+
+    /// Names of the parameters, in the order of [`Adam::backward`]'s gradients.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.params.iter().map(|p| p.name.as_str())
+    }
+
+    /// One update with `grads` (from [`Adam::backward`]).
+    pub fn step(&mut self, grads: &[Tensor]) {
+        let AdamConfig {
+            beta1, beta2, eps, ..
+        } = self.config;
+        let lr = self.lr;
+        tch::no_grad(|| {
+            for (p, g) in self.params.iter_mut().zip(grads) {
+                if !g.defined() {
+                    continue;
+                }
+                let g = if p.rule.weight_decay != 0.0 {
+                    g + &p.tensor * p.rule.weight_decay
+                } else {
+                    g.shallow_clone()
                 };
+                let state = p.state.get_or_insert_with(|| Moments {
+                    m: g.zeros_like(),
+                    v: g.zeros_like(),
+                    steps: 0,
+                });
+                state.steps += 1;
+                let _ = state.m.lerp_(&g, 1.0 - beta1);
+                let _ = state.v.g_mul_scalar_(beta2);
+                let _ = state.v.g_add_(&(&g * &g * (1.0 - beta2)));
+                let bias1 = 1.0 - beta1.powi(state.steps as i32);
+                let bias2 = 1.0 - beta2.powi(state.steps as i32);
+                let step_size = lr * p.rule.lr_factor / bias1;
+                let denom = state.v.sqrt() / bias2.sqrt() + eps;
+                let _ = p.tensor.g_sub_(&(&state.m / denom * step_size));
+            }
+        });
+    }
+
+    /// The moments as named tensors (`m/<name>`, `v/<name>`, `steps/<name>`), for
+    /// checkpoints.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .filter_map(|p| p.state.as_ref().map(|s| (p, s)))
+            .flat_map(|(p, s)| {
+                [
+                    (format!("m/{}", p.name), s.m.shallow_clone()),
+                    (format!("v/{}", p.name), s.v.shallow_clone()),
+                    (format!("steps/{}", p.name), Tensor::from(s.steps)),
+                ]
+            })
+            .collect()
+    }
+
+    /// Restores moments written by [`Adam::state`].
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), OptimError> {
+        for p in &mut self.params {
+            let (Some(m), Some(v), Some(steps)) = (
+                tensors.get(&format!("m/{}", p.name)),
+                tensors.get(&format!("v/{}", p.name)),
+                tensors.get(&format!("steps/{}", p.name)),
+            ) else {
+                p.state = None;
+                continue;
+            };
+            if m.size() != p.tensor.size() || v.size() != p.tensor.size() {
+                return Err(OptimError::State {
+                    name: p.name.clone(),
+                    problem: format!("moments of shape {:?}, parameter {:?}", m.size(), p.tensor.size()),
+                });
+            }
+            let device = p.tensor.device();
+            p.state = Some(Moments {
+                m: m.to_device(device).copy(),
+                v: v.to_device(device).copy(),
+                steps: steps.int64_value(&[]),
+            });
+        }
+        Ok(())
+    }
+
+    /// Distinct group rules in use.
+    pub fn rules(&self) -> Vec<GroupRule> {
+        let mut rules: Vec<GroupRule> = Vec::new();
+        for p in &self.params {
+            if !rules.contains(&p.rule) {
+                rules.push(p.rule);
             }
         }
-        let adam = nn::Adam {
-            beta1: self.beta1,
-            beta2: self.beta2,
-            wd: self.weight_decay,
-            eps: self.eps,
-            amsgrad: false,
-        };
-        let mut optimizer = Optimizer {
-            inner: adam.build(vs, lr)?,
-            rules,
-        };
-        optimizer.set_lr(lr);
-        Ok(optimizer)
-    }
-}
-
-/// Adam with its groups' rules.
-pub struct Optimizer {
-    inner: nn::Optimizer,
-    rules: Vec<GroupRule>,
-}
-
-impl Optimizer {
-    /// Sets the base learning rate; each group gets its factor of it, and its decay.
-    pub fn set_lr(&mut self, lr: f64) {
-        for (g, rule) in self.rules.iter().enumerate() {
-            self.inner.set_lr_group(g, lr * rule.lr_factor);
-            self.inner.set_weight_decay_group(g, rule.weight_decay);
-        }
-    }
-
-    pub fn zero_grad(&mut self) {
-        self.inner.zero_grad();
-    }
-
-    pub fn step(&mut self) {
-        self.inner.step();
-    }
-
-    /// The distinct group rules, in group order.
-    pub fn rules(&self) -> &[GroupRule] {
-        &self.rules
+        rules
     }
 }
 
@@ -193,6 +290,55 @@ mod tests {
     }
 
     #[test]
+    fn updates_equal_libtorchs_adam_and_skip_parameters_without_gradient() {
+        use tch::nn::OptimizerConfig;
+        let config = AdamConfig {
+            eps: 1e-8,
+            ..AdamConfig::default()
+        };
+        let make = || {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            tch::manual_seed(0);
+            let w = vs.root().var(
+                "w",
+                &[4, 3],
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            );
+            let unused = vs.root().var("unused", &[2], nn::Init::Const(1.0));
+            (vs, w, unused)
+        };
+        let (vs_ours, w_ours, unused) = make();
+        let (vs_ref, w_ref, _) = make();
+        let mut ours = config.build(&vs_ours);
+        ours.set_lr(0.1);
+        let mut reference = nn::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            wd: 4e-5,
+            eps: 1e-8,
+            amsgrad: false,
+        }
+        .build(&vs_ref, 0.1)
+        .unwrap();
+        let x = Tensor::randn([5, 4], (tch::Kind::Float, tch::Device::Cpu));
+        for _ in 0..5 {
+            let grads = ours.backward(&x.matmul(&w_ours).pow_tensor_scalar(2).sum(tch::Kind::Float));
+            ours.step(&grads);
+            reference.backward_step(&x.matmul(&w_ref).pow_tensor_scalar(2).sum(tch::Kind::Float));
+        }
+        let diff = (&w_ours - &w_ref).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "ours vs libtorch Adam after 5 steps: {diff}");
+        assert!(
+            unused.equal(&Tensor::ones([2], (tch::Kind::Float, tch::Device::Cpu))),
+            "no gradient, no update"
+        );
+        assert_eq!(ours.state().len(), 3, "moments of `w` only");
+    }
+
+    #[test]
     fn the_optimizer_has_one_group_per_distinct_rule() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let root = vs.root();
@@ -203,9 +349,8 @@ mod tests {
             groups: ParamGroups::Irra,
             ..AdamConfig::default()
         }
-        .build(&vs, 1e-5)
-        .unwrap();
+        .build(&vs);
         assert_eq!(irra.rules().len(), 3);
-        assert_eq!(AdamConfig::default().build(&vs, 1e-5).unwrap().rules().len(), 1);
+        assert_eq!(AdamConfig::default().build(&vs).rules().len(), 1);
     }
 }

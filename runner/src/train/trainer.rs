@@ -220,7 +220,7 @@ pub fn train(
         warmup_factor: t.warmup_factor,
         ..LrScheduleConfig::default()
     })?;
-    let mut opt = t.adam.build(&vs, schedule.lr(1))?;
+    let mut opt = t.adam.build(&vs);
 
     let log = |line: String| -> Result<(), RunError> {
         eprintln!("[{} seed {}] {line}", plan.variant, plan.seed);
@@ -287,9 +287,8 @@ pub fn train(
                     step: step + 1,
                     source: Box::new(source),
                 })?;
-            opt.zero_grad();
-            out.total.backward();
-            opt.step();
+            let grads = opt.backward(&out.total);
+            opt.step(&grads);
             global_step += 1;
             window.push(host.samples.len(), step + 1, &out);
             if let Some(s) = out.scores {
