@@ -205,3 +205,87 @@ fn dry_run_prints_the_matrix_with_hashes() {
     assert!(!dir.join("out").exists(), "a dry run writes nothing");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
+    let spec = SPEC
+        .replace("epochs = 2", "epochs = 4")
+        .replace(
+            "train_ids = 6, images_per_id = 2",
+            "train_ids = 12, images_per_id = 4",
+        )
+        .split("[[variant]]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[[variant]]\nname = \"ga-dms\"\n";
+    let write = |name: &str| {
+        let dir = setup(name);
+        std::fs::write(dir.join("spec.toml"), &spec).unwrap();
+        dir
+    };
+    let record = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] != "noise" || r["auroc"].is_number())
+            .map(|r| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    r["kind"], r["epoch"], r["step"], r["loss"], r["mAP"], r["auroc"]
+                )
+            })
+            .collect()
+    };
+
+    let whole = write("resume-whole");
+    let (out, text) = run(&whole, &[]);
+    assert!(out.status.success(), "{text}");
+
+    let cut = write("resume-cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
+        .arg("run")
+        .arg(cut.join("spec.toml"))
+        .env("GADMS_PLUGIN_PATH", "")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let position = cut.join("out/tiny/runs/ga-dms/seed-3/checkpoint/position.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&position).is_ok_and(|p| p.contains("\"epoch\": 1")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after epoch 1"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL, mid-way through epoch 2
+    child.wait().unwrap();
+    assert_eq!(
+        status(&cut, "ga-dms")["state"],
+        "running",
+        "killed, so still marked running"
+    );
+
+    let (_, text) = run(&cut, &["--dry-run"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ga-dms") && l.ends_with("resume")),
+        "{text}"
+    );
+    let (out, text) = run(&cut, &[]);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("resumed after epoch"), "{text}");
+    assert_eq!(
+        record(&whole),
+        record(&cut),
+        "the resumed run logs exactly what the uninterrupted one did"
+    );
+    std::fs::remove_dir_all(whole).unwrap();
+    std::fs::remove_dir_all(cut).unwrap();
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::plugin::PluginSet;
 use crate::spec::{RunPlan, Spec};
 use crate::store::{RunDir, State, StoreError};
-use crate::train::trainer;
+use crate::train::{checkpoint, trainer};
 
 /// Which runs to run.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +23,8 @@ pub struct Selection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Run,
+    /// An interrupted run (status `running`) with a checkpoint of the same configuration.
+    Resume,
     SkipDone,
     SkipFailed,
     NotSelected,
@@ -41,6 +43,12 @@ impl Selection {
             Some(s) if s.hash != plan.hash => Action::Run,
             Some(s) if s.state == State::Done => Action::SkipDone,
             Some(s) if s.state == State::Failed && !self.rerun_failed => Action::SkipFailed,
+            Some(s)
+                if s.state == State::Running
+                    && checkpoint::position(&dir.path).is_some_and(|p| p.hash == plan.hash) =>
+            {
+                Action::Resume
+            }
             _ => Action::Run,
         }
     }
@@ -63,6 +71,7 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
             .unwrap_or("new");
         let action = match selection.action(plan, &dir) {
             Action::Run => "run",
+            Action::Resume => "resume",
             Action::SkipDone => "skip (done)",
             Action::SkipFailed => "skip (failed; --rerun-failed)",
             Action::NotSelected => "skip (--only)",
@@ -124,9 +133,14 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
                     format!("failed before, skipped (use --rerun-failed): {error}"),
                 )
             }
-            Action::Run => {
-                dir.begin(plan)?;
-                match trainer::train(plan, plugins, &spec.dir(), &dir) {
+            action @ (Action::Run | Action::Resume) => {
+                let resume = action == Action::Resume;
+                if resume {
+                    dir.set_status(State::Running, &plan.hash, None)?;
+                } else {
+                    dir.begin(plan)?;
+                }
+                match trainer::train(plan, plugins, &spec.dir(), &dir, resume) {
                     Ok(result) => {
                         dir.set_status(State::Done, &plan.hash, None)?;
                         let detail = result

@@ -113,6 +113,27 @@ impl RunDir {
         self.append("metrics.jsonl", &format!("{record}\n"))
     }
 
+    /// The records of `metrics.jsonl` (unreadable lines are skipped).
+    pub fn metrics(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Drops the records of epochs after `epoch` (an interrupted epoch's partial log) before
+    /// a resumed run appends again.
+    pub fn keep_metrics_through(&self, epoch: usize) -> Result<(), StoreError> {
+        let kept: String = self
+            .metrics()
+            .into_iter()
+            .filter(|r| r["epoch"].as_u64().is_some_and(|e| e as usize <= epoch))
+            .map(|r| format!("{r}\n"))
+            .collect();
+        write_atomic(&self.path.join("metrics.jsonl"), kept.as_bytes())
+    }
+
     /// Appends a line to `run.log`.
     pub fn log_line(&self, line: &str) -> Result<(), StoreError> {
         self.append("run.log", &format!("{line}\n"))

@@ -1,5 +1,6 @@
 //! Training: learning-rate schedule, optimizer, step and loop.
 
+pub mod checkpoint;
 pub mod optim;
 pub mod schedule;
 pub mod scores;

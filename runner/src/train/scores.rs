@@ -51,6 +51,25 @@ impl ScoreStore {
         &self.table[i * self.len..(i + 1) * self.len]
     }
 
+    /// The table as a `[samples, len]` tensor (for checkpoints).
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.table).view([-1, self.len as i64])
+    }
+
+    /// Replaces the table with a `[samples, len]` tensor from a checkpoint.
+    pub fn load(&mut self, table: &Tensor) -> Result<(), String> {
+        let expected = [(self.table.len() / self.len) as i64, self.len as i64];
+        if table.size() != expected {
+            return Err(format!(
+                "score table of shape {:?}, the run has {expected:?}",
+                table.size()
+            ));
+        }
+        let values = table.to_kind(Kind::Float).contiguous().view([-1]);
+        self.table = Vec::<f32>::try_from(values).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// The whole table, row-major `[samples, len]`.
     pub fn table(&self) -> &[f32] {
         &self.table

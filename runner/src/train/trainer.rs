@@ -11,6 +11,7 @@ use gadms_plugin::PluginError;
 use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
 
+use super::checkpoint::{self, CheckpointError, Position};
 use super::schedule::{LrSchedule, LrScheduleConfig, ScheduleError};
 use super::scores::ScoreStore;
 use super::step::{self, Batch, MtpBatch, StepError};
@@ -79,6 +80,14 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Checkpoint(#[from] Box<CheckpointError>),
+}
+
+impl From<CheckpointError> for RunError {
+    fn from(e: CheckpointError) -> Self {
+        Self::Checkpoint(Box::new(e))
+    }
 }
 
 /// What a finished run reports: the evaluation after the last epoch, per dataset.
@@ -126,12 +135,15 @@ fn load_split(
     })
 }
 
-/// Trains and evaluates one run, logging into `dir`.
+/// Trains and evaluates one run, logging into `dir`. With `resume`, a checkpoint of the
+/// same configuration in `dir` is restored and training continues after its epoch;
+/// otherwise any old checkpoint is discarded.
 pub fn train(
     plan: &RunPlan,
     plugins: &PluginSet,
     base_dir: &std::path::Path,
     dir: &RunDir,
+    resume: bool,
 ) -> Result<RunResult, RunError> {
     let cfg = &plan.config;
     let t = &cfg.train;
@@ -233,6 +245,23 @@ pub fn train(
         num_classes
     ))?;
 
+    // Where training starts: after a checkpoint of this configuration, or from scratch.
+    let resumed = match checkpoint::position(&dir.path).filter(|p| resume && p.hash == plan.hash) {
+        Some(_) => {
+            let position = checkpoint::restore(&dir.path, &vs, &mut opt, &mut scores)?;
+            dir.keep_metrics_through(position.epoch)?;
+            log(format!(
+                "resumed after epoch {} (step {})",
+                position.epoch, position.global_step
+            ))?;
+            Some(position)
+        }
+        None => {
+            checkpoint::remove(&dir.path);
+            None
+        }
+    };
+
     let run_eval = |epoch: usize| -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
         let mut out = Vec::new();
         for e in &evals {
@@ -252,11 +281,13 @@ pub fn train(
         }
         Ok(out)
     };
-    let mut last = run_eval(0)?;
+    let (start, mut global_step, mut last) = match &resumed {
+        Some(p) => (p.epoch + 1, p.global_step, Vec::new()),
+        None => (1, 0, run_eval(0)?),
+    };
 
     let n = train_split.len();
-    let mut global_step = 0usize;
-    for epoch in 1..=t.epochs {
+    for epoch in start..=t.epochs {
         let lr = schedule.lr(epoch);
         opt.set_lr(lr);
         let mut order: Vec<usize> = (0..n).collect();
@@ -318,8 +349,39 @@ pub fn train(
             }
         }
         last = run_eval(epoch)?;
+        let position = Position {
+            epoch,
+            global_step,
+            hash: plan.hash.clone(),
+        };
+        checkpoint::save(&dir.path, &position, &vs, &opt, &scores)?;
+    }
+    if last.is_empty() {
+        // Resumed after the last epoch: the run had only its status left to write.
+        last = read_last_eval(dir, t.epochs);
     }
     Ok(RunResult { last })
+}
+
+/// The evaluation records of `epoch` from the metrics log.
+fn read_last_eval(dir: &RunDir, epoch: usize) -> Vec<(String, RetrievalMetrics)> {
+    dir.metrics()
+        .into_iter()
+        .filter(|r| r["kind"] == "eval" && r["epoch"] == epoch)
+        .map(|r| {
+            let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+            let metrics = RetrievalMetrics {
+                r1: f("R1"),
+                r5: f("R5"),
+                r10: f("R10"),
+                map: f("mAP"),
+                minp: f("mINP"),
+                cmc: Vec::new(),
+                num_queries: r["queries"].as_u64().unwrap_or(0) as usize,
+            };
+            (r["dataset"].as_str().unwrap_or_default().to_string(), metrics)
+        })
+        .collect()
 }
 
 /// Fisher–Yates with the run's generator.
