@@ -28,18 +28,23 @@ pub fn merge(base: &mut Value, over: Value) {
 /// not parse).
 pub fn apply_override(root: &mut Value, assignment: &str) -> Result<(), String> {
     let (path, raw) = assignment.split_once('=').ok_or("expected `key.path=value`")?;
-    let path = path.trim();
-    if path.is_empty() {
-        return Err("empty key path".into());
-    }
     let value = format!("v = {}", raw.trim())
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.trim().to_string()));
-    let mut cursor = root;
+    set_path(root, path.trim(), value)
+}
+
+/// Sets the value at a dotted key path, creating tables on the way.
+pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty key path".into());
+    }
     let keys: Vec<&str> = path.split('.').collect();
-    for key in &keys[..keys.len() - 1] {
+    let (last, parents) = keys.split_last().expect("split yields at least one key");
+    let mut cursor = root;
+    for key in parents {
         let table = cursor
             .as_table_mut()
             .ok_or_else(|| format!("`{key}` is inside a value that is not a table"))?;
@@ -49,7 +54,7 @@ pub fn apply_override(root: &mut Value, assignment: &str) -> Result<(), String> 
     }
     cursor
         .as_table_mut()
-        .ok_or_else(|| format!("the parent of `{}` is not a table", keys[keys.len() - 1]))?
-        .insert(keys[keys.len() - 1].to_string(), value);
+        .ok_or_else(|| format!("the parent of `{last}` is not a table"))?
+        .insert(last.to_string(), value);
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod merge;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -177,35 +178,22 @@ impl Spec {
                     )))
                 }
             };
-            if !names.insert(name.clone()) {
-                return Err(structure(format!(
-                    "two variants are named `{name}`; names identify run folders"
-                )));
-            }
-            let mut resolved = base.clone();
-            merge(&mut resolved, Value::Table(v));
-            for &assignment in &overrides {
-                merge::apply_override(&mut resolved, assignment).map_err(|message| SpecError::Override {
-                    file: file.into(),
-                    assignment: assignment.clone(),
-                    message,
-                })?;
-            }
-            let config: RunConfig =
-                deserialize(file, text, "base", resolved.clone()).map_err(|e| with_variant(e, &name))?;
-            for &seed in &experiment.seeds {
-                let mut with_seed = resolved.clone();
-                if let Value::Table(t) = &mut with_seed {
-                    t.insert("seed".into(), Value::Integer(seed as i64));
+            let points =
+                sweep::points(v.remove("sweep")).map_err(|e| structure(format!("variant `{name}`: {e}")))?;
+            for point in points {
+                let name = sweep::name(&name, &point);
+                if !names.insert(name.clone()) {
+                    return Err(structure(format!(
+                        "two variants are named `{name}`; names identify run folders"
+                    )));
                 }
-                let hash = hash_of(&with_seed);
-                runs.push(RunPlan {
-                    variant: name.clone(),
-                    seed,
-                    config: config.clone(),
-                    resolved: with_seed,
-                    hash,
-                });
+                let mut resolved = base.clone();
+                merge(&mut resolved, Value::Table(v.clone()));
+                for (path, value) in point {
+                    merge::set_path(&mut resolved, &path, value)
+                        .map_err(|e| structure(format!("variant `{name}`: sweep key `{path}`: {e}")))?;
+                }
+                runs.extend(Self::plans(file, text, &experiment, &overrides, name, resolved)?);
             }
         }
         Ok(Self {
@@ -213,6 +201,41 @@ impl Spec {
             experiment,
             runs,
         })
+    }
+
+    /// The runs of one resolved variant: overrides applied, typed, one per seed.
+    fn plans(
+        file: &Path,
+        text: &str,
+        experiment: &Experiment,
+        overrides: &[&String],
+        name: String,
+        mut resolved: Value,
+    ) -> Result<Vec<RunPlan>, SpecError> {
+        for &assignment in overrides {
+            merge::apply_override(&mut resolved, assignment).map_err(|message| SpecError::Override {
+                file: file.into(),
+                assignment: assignment.clone(),
+                message,
+            })?;
+        }
+        let config: RunConfig =
+            deserialize(file, text, "base", resolved.clone()).map_err(|e| with_variant(e, &name))?;
+        let plans = experiment.seeds.iter().map(|&seed| {
+            let mut with_seed = resolved.clone();
+            if let Value::Table(t) = &mut with_seed {
+                t.insert("seed".into(), Value::Integer(seed as i64));
+            }
+            let hash = hash_of(&with_seed);
+            RunPlan {
+                variant: name.clone(),
+                seed,
+                config: config.clone(),
+                resolved: with_seed,
+                hash,
+            }
+        });
+        Ok(plans.collect())
     }
 
     /// Folder of the spec file; relative paths in the spec are resolved against it.

@@ -104,3 +104,50 @@ fn the_model_preset_resolves_with_overrides() {
     let err = spec.runs[0].config.model.resolve().unwrap_err();
     assert!(err.contains("text_layer"), "{err}");
 }
+
+#[test]
+fn grid_and_zip_sweeps_expand_into_named_variants() {
+    let spec = SPEC.to_string()
+        + r#"
+[[variant]]
+name = "sweep"
+sweep.grid = { "train.lr" = [1e-4, 3e-4], "train.batch_size" = [32, 64] }
+sweep.zip = { "masking.noise_max" = [0.1, 0.2], "masking.mtp_max" = [0.2, 0.3] }
+"#;
+    let spec = parse(&spec, &[]).unwrap();
+    let swept: Vec<&RunPlan> = spec
+        .runs
+        .iter()
+        .filter(|r| r.variant.starts_with("sweep["))
+        .collect();
+    assert_eq!(swept.len(), 2 * 2 * 2 * 2, "grid 2×2, zip 2, seeds 2");
+    let one = swept
+        .iter()
+        .find(|r| {
+            r.variant
+                == "sweep[train.batch_size=32,train.lr=0.0003,masking.mtp_max=0.3,masking.noise_max=0.2]"
+        })
+        .unwrap_or_else(|| panic!("{:?}", swept.iter().map(|r| &r.variant).collect::<Vec<_>>()));
+    assert_eq!(one.config.train.batch_size, 32);
+    assert_eq!(one.config.train.lr, 3e-4);
+    assert_eq!(one.config.masking.options["noise_max"].as_float(), Some(0.2));
+    assert_eq!(
+        one.config.masking.options["mtp_max"].as_float(),
+        Some(0.3),
+        "zip pairs the lists"
+    );
+    let option = |r: &RunPlan, k: &str| r.config.masking.options[k].as_float().unwrap();
+    assert!(swept
+        .iter()
+        .all(|r| (option(r, "mtp_max") - option(r, "noise_max") - 0.1).abs() < 1e-12));
+
+    let bad = SPEC.to_string()
+        + "\n[[variant]]\nname = \"z\"\nsweep.zip = { \"train.lr\" = [1e-4], \"train.epochs\" = [1, 2] }\n";
+    let err = parse(&bad, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("same length") && err.contains("variant `z`"),
+        "{err}"
+    );
+    let bad = SPEC.to_string() + "\n[[variant]]\nname = \"g\"\nsweep.grd = { \"train.lr\" = [1e-4] }\n";
+    assert!(parse(&bad, &[]).unwrap_err().to_string().contains("sweep.grd"));
+}
