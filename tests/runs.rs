@@ -289,3 +289,31 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
     std::fs::remove_dir_all(whole).unwrap();
     std::fs::remove_dir_all(cut).unwrap();
 }
+
+#[test]
+fn the_paper_scale_specs_validate_and_stop_before_training_without_data() {
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+    for spec in [
+        "ablation-masking.toml",
+        "pretrain-webperson.toml",
+        "pretrain-webperson-paper.toml",
+        "finetune-cuhk-pedes.toml",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
+            .arg("run")
+            .arg(experiments.join(spec))
+            .args(["--set", "train.device=cpu"])
+            .env("GADMS_PLUGIN_PATH", "")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{spec}: {text}");
+        assert!(
+            text.contains("`init`")
+                && text.contains("no such file")
+                && text.contains("put the weights there"),
+            "{spec}: {text}"
+        );
+        assert!(!text.contains("epoch"), "{spec}: nothing trained: {text}");
+    }
+}

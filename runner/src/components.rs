@@ -129,14 +129,25 @@ pub fn dataset(
         })
 }
 
-/// Checks that every plugin a run names exists and accepts its options: the masking
-/// strategy is created, the losses are built on a scratch store, the datasets opened.
+/// Checks, before anything trains, that every plugin a run names exists and accepts its
+/// options (the masking strategy is created, the losses are built on a scratch store, the
+/// datasets are opened, which checks their files) and that the initial weights exist.
 pub fn check(
     plugins: &PluginSet,
     config: &RunConfig,
     base_dir: &std::path::Path,
 ) -> Result<(), ComponentError> {
     let model = config.model.resolve().map_err(ComponentError::Model)?;
+    if let Some(init) = &config.model.init {
+        let file = base_dir.join(init);
+        if !file.is_file() {
+            return Err(ComponentError::Model(format!(
+                "`init` = {}: no such file; put the weights there (safetensors with the reference \
+                 parameter names, e.g. a gadms checkpoint's `checkpoint/model.safetensors`) or change the path",
+                file.display()
+            )));
+        }
+    }
     masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);
     // One class is enough to validate a classifier's options; the real count comes from the data.

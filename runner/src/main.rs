@@ -112,7 +112,15 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors often quote their source already; print each cause once.
+            let mut text = String::new();
+            for cause in e.chain().map(ToString::to_string) {
+                if !text.contains(&cause) {
+                    text += if text.is_empty() { "" } else { ": " };
+                    text += &cause;
+                }
+            }
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }
@@ -140,6 +148,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             report_problems(&plugins);
+            // Missing data, weights or plugins stop the command before any run trains.
+            check_variants(&spec, &plugins, &selection.only)?;
             let summary = gadms::experiment::run(&spec, &plugins, &selection)?;
             print!("{summary}");
             Ok(if summary.failed() {
@@ -151,18 +161,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate { spec, overrides } => {
             let spec = Spec::load(&spec, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
-            let mut seen = std::collections::BTreeSet::new();
-            for run in &spec.runs {
-                if seen.insert(run.variant.clone()) {
-                    gadms::components::check(&plugins, &run.config, &spec.dir())
-                        .with_context(|| format!("{}: variant `{}`", spec.file.display(), run.variant))?;
-                }
-            }
+            let variants = check_variants(&spec, &plugins, &[])?;
             println!(
                 "{}: ok — experiment `{}`, {} variant(s) × {} seed(s) = {} runs",
                 spec.file.display(),
                 spec.experiment.name,
-                seen.len(),
+                variants,
                 spec.experiment.seeds.len(),
                 spec.runs.len()
             );
@@ -296,6 +300,23 @@ fn parse_split(text: &str) -> Result<SplitKind, String> {
         .into_iter()
         .find(|s| s.as_str() == text)
         .ok_or_else(|| format!("`{text}` is not a split; expected train, val or test"))
+}
+
+/// Checks each distinct variant's plugins, options, data and weights (only the variants in
+/// `only`, when given); returns how many variants were checked.
+fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    for run in spec
+        .runs
+        .iter()
+        .filter(|r| only.is_empty() || only.contains(&r.variant))
+    {
+        if seen.insert(run.variant.clone()) {
+            gadms::components::check(plugins, &run.config, &spec.dir())
+                .with_context(|| format!("{}: variant `{}`", spec.file.display(), run.variant))?;
+        }
+    }
+    Ok(seen.len())
 }
 
 /// `--plugin-dir` folders, then the spec's `plugin_dirs` (relative to the spec), then the
