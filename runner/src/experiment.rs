@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::plugin::PluginSet;
+use crate::progress::Progress;
 use crate::spec::{RunPlan, Spec};
 use crate::store::{RunDir, State, StoreError};
 use crate::train::{checkpoint, trainer};
@@ -118,6 +119,11 @@ impl fmt::Display for Summary {
 pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Summary, StoreError> {
     let out = spec.output_dir();
     let mut outcomes = Vec::new();
+    let selected = spec
+        .runs
+        .iter()
+        .filter(|p| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected);
+    let progress = Progress::new(selected.count() as u64);
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
         let (state, detail) = match selection.action(plan, &dir) {
@@ -140,7 +146,7 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
                 } else {
                     dir.begin(plan)?;
                 }
-                match trainer::train(plan, plugins, &spec.dir(), &dir, resume) {
+                match trainer::train(plan, plugins, &spec.dir(), &dir, resume, &progress) {
                     Ok(result) => {
                         dir.set_status(State::Done, &plan.hash, None)?;
                         let detail = result
@@ -155,12 +161,16 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
                         let message = error_chain(&e);
                         dir.log_line(&format!("failed: {message}"))?;
                         dir.set_status(State::Failed, &plan.hash, Some(message.clone()))?;
-                        eprintln!("[{} seed {}] failed: {message}", plan.variant, plan.seed);
+                        progress.println(&format!(
+                            "[{} seed {}] failed: {message}",
+                            plan.variant, plan.seed
+                        ));
                         ("failed", message)
                     }
                 }
             }
         };
+        progress.run_done();
         outcomes.push(Outcome {
             variant: plan.variant.clone(),
             seed: plan.seed,
@@ -168,6 +178,7 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
             detail,
         });
     }
+    progress.finish();
     Ok(Summary { outcomes })
 }
 

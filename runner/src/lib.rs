@@ -11,6 +11,7 @@ pub mod eval;
 pub mod experiment;
 pub mod model;
 pub mod plugin;
+pub mod progress;
 pub mod spec;
 pub mod store;
 pub mod template;

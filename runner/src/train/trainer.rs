@@ -25,6 +25,7 @@ use crate::eval::retrieval::{evaluate, EvalError};
 use crate::model::weights::{load_named, read_safetensors, Strictness, WeightsError};
 use crate::model::Clip;
 use crate::plugin::PluginSet;
+use crate::progress::Progress;
 use crate::spec::{ComponentConfig, RunPlan};
 use crate::store::{RunDir, StoreError};
 
@@ -144,6 +145,7 @@ pub fn train(
     base_dir: &std::path::Path,
     dir: &RunDir,
     resume: bool,
+    progress: &Progress,
 ) -> Result<RunResult, RunError> {
     let cfg = &plan.config;
     let t = &cfg.train;
@@ -235,7 +237,7 @@ pub fn train(
     let mut opt = t.adam.build(&vs);
 
     let log = |line: String| -> Result<(), RunError> {
-        eprintln!("[{} seed {}] {line}", plan.variant, plan.seed);
+        progress.println(&format!("[{} seed {}] {line}", plan.variant, plan.seed));
         Ok(dir.log_line(&line)?)
     };
     log(format!(
@@ -287,6 +289,11 @@ pub fn train(
     };
 
     let n = train_split.len();
+    let steps_per_epoch = n.div_ceil(t.batch_size.max(1));
+    let bar = progress.run(
+        &format!("{} seed {}", plan.variant, plan.seed),
+        ((t.epochs + 1).saturating_sub(start) * steps_per_epoch) as u64,
+    );
     for epoch in start..=t.epochs {
         let lr = schedule.lr(epoch);
         opt.set_lr(lr);
@@ -321,6 +328,7 @@ pub fn train(
             let grads = opt.backward(&out.total);
             opt.step(&grads);
             global_step += 1;
+            bar.step();
             window.push(host.samples.len(), step + 1, &out);
             if let Some(s) = out.scores {
                 window.degenerate.push(s.degenerate);
@@ -328,12 +336,13 @@ pub fn train(
             }
             if (step + 1) % t.log_every.max(1) == 0 || step + 1 == steps {
                 let record = window.flush(epoch, step + 1, global_step, lr)?;
+                let loss = record["loss"].as_f64().unwrap_or(f64::NAN);
+                let samples_per_s = record["samples_per_s"].as_f64().unwrap_or(0.0);
+                bar.status(epoch, t.epochs, loss, samples_per_s);
                 log(format!(
-                    "epoch {epoch}/{} step {}/{steps} loss {:.4} ({:.1} samples/s)",
+                    "epoch {epoch}/{} step {}/{steps} loss {loss:.4} ({samples_per_s:.1} samples/s)",
                     t.epochs,
                     step + 1,
-                    record["loss"],
-                    record["samples_per_s"]
                 ))?;
                 dir.log_metrics(&record)?;
             }
