@@ -317,3 +317,37 @@ fn the_paper_scale_specs_validate_and_stop_before_training_without_data() {
         assert!(!text.contains("epoch"), "{spec}: nothing trained: {text}");
     }
 }
+
+#[test]
+fn devices_run_one_process_per_device_and_collect_the_outcomes() {
+    let dir = setup("devices");
+    let (out, text) = run(
+        &dir,
+        &[
+            "--devices",
+            "cpu,cpu",
+            "--only",
+            "ga-dms",
+            "--only",
+            "template-plugin",
+            "--only",
+            "tail-too-long",
+        ],
+    );
+    assert!(!out.status.success(), "one run fails: {text}");
+    assert!(text.contains("3 run(s), 1 failed"), "{text}");
+    assert_eq!(status(&dir, "ga-dms")["state"], "done");
+    assert_eq!(status(&dir, "template-plugin")["state"], "done");
+    let failed = status(&dir, "tail-too-long");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("re-runs the last 3 text blocks"),
+        "{failed}"
+    );
+    // The device is not part of a run's identity: a plain run afterwards skips them.
+    let (_, text) = run(&dir, &["--only", "ga-dms"]);
+    assert!(text.contains("finished before; skipped"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

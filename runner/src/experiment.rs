@@ -18,6 +18,8 @@ pub struct Selection {
     pub rerun_failed: bool,
     /// Run everything selected again, finished or not.
     pub force: bool,
+    /// Only the runs with these config hashes (all when empty).
+    pub runs: Vec<String>,
 }
 
 /// What will happen to a run.
@@ -34,6 +36,9 @@ pub enum Action {
 impl Selection {
     fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
         if !self.only.is_empty() && !self.only.contains(&plan.variant) {
+            return Action::NotSelected;
+        }
+        if !self.runs.is_empty() && !self.runs.contains(&plan.hash) {
             return Action::NotSelected;
         }
         if self.force {
@@ -179,6 +184,73 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
         });
     }
     progress.finish();
+    Ok(Summary { outcomes })
+}
+
+/// Runs the selected runs on several devices at once, one run at a time per device: each
+/// run is a child process made by `child(plan, device)` (the same binary, selecting the run
+/// by its hash). The summary is read back from the runs' status files.
+pub fn run_on_devices(
+    spec: &Spec,
+    selection: &Selection,
+    devices: &[String],
+    child: impl Fn(&RunPlan, &str) -> std::process::Command + Sync,
+) -> Result<Summary, StoreError> {
+    let out = spec.output_dir();
+    let selected: Vec<&RunPlan> = spec
+        .runs
+        .iter()
+        .filter(|p| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected)
+        .collect();
+    let queue = std::sync::Mutex::new(
+        selected
+            .iter()
+            .filter(|p| {
+                matches!(
+                    selection.action(p, &RunDir::new(&out, p)),
+                    Action::Run | Action::Resume
+                )
+            })
+            .copied()
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    std::thread::scope(|scope| {
+        for device in devices {
+            let (queue, child) = (&queue, &child);
+            scope.spawn(move || loop {
+                let Some(plan) = queue.lock().expect("queue lock").pop_front() else {
+                    return;
+                };
+                // The child records its own outcome in the run's status file.
+                if let Err(e) = child(plan, device).status() {
+                    eprintln!(
+                        "[{} seed {}] could not start on {device}: {e}",
+                        plan.variant, plan.seed
+                    );
+                }
+            });
+        }
+    });
+    let outcomes = selected
+        .into_iter()
+        .map(|plan| {
+            let status = RunDir::new(&out, plan).status().filter(|s| s.hash == plan.hash);
+            let (state, detail) = match status {
+                Some(s) if s.state == State::Done => ("done", String::new()),
+                Some(s) if s.state == State::Failed => ("failed", s.error.unwrap_or_default()),
+                _ => (
+                    "failed",
+                    "the run's process ended without a result; run again to resume".to_string(),
+                ),
+            };
+            Outcome {
+                variant: plan.variant.clone(),
+                seed: plan.seed,
+                state,
+                detail,
+            }
+        })
+        .collect();
     Ok(Summary { outcomes })
 }
 

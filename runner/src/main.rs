@@ -52,6 +52,13 @@ enum Command {
         /// Run again every selected run, finished or not.
         #[arg(long)]
         force: bool,
+        /// Run on these devices at once, one run at a time on each: GPU indices (`0,1`)
+        /// or `cpu`. Each run is a child process; the device is not part of its identity.
+        #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
+        devices: Vec<String>,
+        /// Only the run with this config hash (repeatable; used by `--devices`).
+        #[arg(long = "run", value_name = "HASH", hide = true)]
+        runs: Vec<String>,
     },
     /// Check a spec: syntax, keys and types, plugin names and plugin options.
     Validate {
@@ -129,19 +136,22 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run {
-            spec,
+            spec: spec_file,
             dry_run,
             overrides,
             only,
             rerun_failed,
             force,
+            devices,
+            runs,
         } => {
-            let spec = Spec::load(&spec, &overrides)?;
+            let spec = Spec::load(&spec_file, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
             let selection = gadms::experiment::Selection {
                 only,
                 rerun_failed,
                 force,
+                runs,
             };
             if dry_run {
                 print!("{}", gadms::experiment::plan_table(&spec, &selection));
@@ -150,7 +160,37 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             report_problems(&plugins);
             // Missing data, weights or plugins stop the command before any run trains.
             check_variants(&spec, &plugins, &selection.only)?;
-            let summary = gadms::experiment::run(&spec, &plugins, &selection)?;
+            let summary = if devices.is_empty() {
+                gadms::experiment::run(&spec, &plugins, &selection)?
+            } else {
+                let exe = std::env::current_exe().context("locating gadms-run for the device processes")?;
+                let child = |plan: &gadms::spec::RunPlan, device: &str| {
+                    let mut c = std::process::Command::new(&exe);
+                    for d in &cli.plugin_dirs {
+                        c.arg("--plugin-dir").arg(d);
+                    }
+                    c.arg("run").arg(&spec_file).args(["--run", &plan.hash]);
+                    for o in &overrides {
+                        c.args(["--set", o]);
+                    }
+                    if rerun_failed {
+                        c.arg("--rerun-failed");
+                    }
+                    if force {
+                        c.arg("--force");
+                    }
+                    let device = if device == "cpu" {
+                        "cpu".to_string()
+                    } else {
+                        format!("cuda:{device}")
+                    };
+                    c.env("GADMS_DEVICE", device)
+                        .env("GADMS_PLAIN_PROGRESS", "1")
+                        .stdout(std::process::Stdio::null());
+                    c
+                };
+                gadms::experiment::run_on_devices(&spec, &selection, &devices, child)?
+            };
             print!("{summary}");
             Ok(if summary.failed() {
                 ExitCode::FAILURE

@@ -13,9 +13,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A display for `runs` runs; hidden unless stderr is a terminal.
+    /// A display for `runs` runs; hidden unless stderr is a terminal and
+    /// `GADMS_PLAIN_PROGRESS` is unset (runs started by `--devices` share their parent's
+    /// terminal and print plain lines).
     pub fn new(runs: u64) -> Self {
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || std::env::var_os("GADMS_PLAIN_PROGRESS").is_some() {
             return Self {
                 multi: None,
                 overall: ProgressBar::hidden(),

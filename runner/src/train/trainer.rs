@@ -153,7 +153,9 @@ pub fn train(
         .model
         .resolve()
         .map_err(|e| RunError::Config(format!("`model`: {e}")))?;
-    let device = device(&t.device).map_err(RunError::Config)?;
+    // `--devices` places each run with GADMS_DEVICE, which is not part of the run's identity.
+    let device_name = std::env::var("GADMS_DEVICE").unwrap_or_else(|_| t.device.clone());
+    let device = device(&device_name).map_err(RunError::Config)?;
     if t.precision != "fp32" {
         return Err(RunError::Config(format!(
             "`train.precision` = `{}`: only `fp32` is available in this build (bf16 autocast needs the CUDA work)",
