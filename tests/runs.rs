@@ -17,8 +17,11 @@ vision_layers = 1
 text_layers = 2
 
 [base.data]
-train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 4 }
-eval = [{ plugin = "synthetic-persons", name = "synth", split = "test", train_ids = 6, images_per_id = 2, test_ids = 4 }]
+train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 4, val_ids = 2 }
+eval = [
+  { plugin = "synthetic-persons", name = "synth", split = "test", train_ids = 6, images_per_id = 2, test_ids = 4, val_ids = 2 },
+  { plugin = "synthetic-persons", name = "synth-val", split = "val", train_ids = 6, images_per_id = 2, test_ids = 4, val_ids = 2 },
+]
 
 [base.train]
 epochs = 2
@@ -102,7 +105,10 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let evals: Vec<_> = records.iter().filter(|r| r["kind"] == "eval").collect();
+    let evals: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "eval" && r["dataset"] == "synth")
+        .collect();
     assert_eq!(
         evals
             .iter()
@@ -110,9 +116,23 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
             .collect::<Vec<_>>(),
         [0, 1, 2]
     );
-    assert!(evals
+    assert!(evals.iter().all(|r| r["mAP"].as_f64().unwrap() > 0.0));
+    // The best checkpoint is chosen on the validation split, never on the test split.
+    let best: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/best/best.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(best["dataset"], "synth-val", "{best}");
+    let val_r1: Vec<f64> = records
         .iter()
-        .all(|r| r["mAP"].as_f64().unwrap() > 0.0 && r["dataset"] == "synth"));
+        .filter(|r| r["kind"] == "eval" && r["dataset"] == "synth-val" && r["epoch"] != 0)
+        .map(|r| r["R1"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        best["r1"].as_f64().unwrap(),
+        val_r1.iter().cloned().fold(f64::MIN, f64::max),
+        "{best}"
+    );
     // The synthetic captions carry labelled noise: each epoch reports how well the scores find it.
     let auroc: Vec<f64> = records
         .iter()

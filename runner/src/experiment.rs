@@ -90,6 +90,20 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     s
 }
 
+/// Marks every run about to start fresh as `pending`, so the store shows the whole
+/// matrix from the start.
+fn mark_pending(spec: &Spec, selection: &Selection) -> Result<(), StoreError> {
+    let out = spec.output_dir();
+    for plan in &spec.runs {
+        let dir = RunDir::new(&out, plan);
+        let fresh = dir.status().is_none_or(|s| s.hash != plan.hash);
+        if fresh && selection.action(plan, &dir) == Action::Run {
+            dir.set_status(State::Pending, &plan.hash, None)?;
+        }
+    }
+    Ok(())
+}
+
 /// One line of the summary.
 pub struct Outcome {
     pub variant: String,
@@ -129,6 +143,7 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
         .iter()
         .filter(|p| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected);
     let progress = Progress::new(selected.count() as u64);
+    mark_pending(spec, selection)?;
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
         let (state, detail) = match selection.action(plan, &dir) {
@@ -214,6 +229,7 @@ pub fn run_on_devices(
             .copied()
             .collect::<std::collections::VecDeque<_>>(),
     );
+    mark_pending(spec, selection)?;
     std::thread::scope(|scope| {
         for device in devices {
             let (queue, child) = (&queue, &child);

@@ -94,6 +94,7 @@ impl RunDir {
     }
 
     pub fn set_status(&self, state: State, hash: &str, error: Option<String>) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         let updated = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

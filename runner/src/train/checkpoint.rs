@@ -4,7 +4,9 @@
 //! epoch, sample), so no generator state needs saving.
 //!
 //! A checkpoint is written into `checkpoint.tmp/` and then renamed over `checkpoint/`, so
-//! a kill during the write leaves the previous checkpoint intact.
+//! a kill during the write leaves the previous checkpoint intact. `best/` holds a copy of
+//! the checkpoint with the best R@1 on the run's validation split, with `best.json` saying
+//! which epoch and split.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -101,9 +103,10 @@ pub fn position(run: &Path) -> Option<Position> {
     serde_json::from_str(&text).ok()
 }
 
-/// Deletes the checkpoint of `run` (a fresh start).
+/// Deletes the checkpoints of `run` (a fresh start).
 pub fn remove(run: &Path) {
     let _ = std::fs::remove_dir_all(folder(run));
+    let _ = std::fs::remove_dir_all(run.join("best"));
 }
 
 /// Loads the checkpoint of `run` into the model, the optimizer and the score store.
@@ -131,4 +134,48 @@ pub fn restore(
         message,
     })?;
     Ok(position)
+}
+
+/// `best/best.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Best {
+    pub epoch: usize,
+    pub dataset: String,
+    pub r1: f64,
+}
+
+/// Whether `r1` beats the best checkpoint of `run` so far (true when there is none).
+pub fn improves_best(run: &Path, r1: f64) -> bool {
+    let best = std::fs::read_to_string(run.join("best/best.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Best>(&t).ok());
+    best.is_none_or(|b| r1 > b.r1)
+}
+
+/// Copies the current checkpoint to `best/` (through `best.tmp/`, then a rename).
+pub fn keep_as_best(run: &Path, epoch: usize, dataset: &str, r1: f64) -> Result<(), CheckpointError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    let tmp = run.join("best.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    for name in [WEIGHTS, OPTIMIZER, SCORES, POSITION] {
+        let from = folder(run).join(name);
+        std::fs::copy(&from, tmp.join(name)).map_err(io(&from))?;
+    }
+    let best = Best {
+        epoch,
+        dataset: dataset.to_string(),
+        r1,
+    };
+    std::fs::write(
+        tmp.join("best.json"),
+        serde_json::to_string_pretty(&best).expect("best serialises"),
+    )
+    .map_err(io(&tmp))?;
+    let dest = run.join("best");
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&tmp, &dest).map_err(io(&tmp))
 }

@@ -113,6 +113,8 @@ pub fn device(name: &str) -> Result<Device, String> {
 struct EvalSet {
     name: String,
     split: TokenizedSplit,
+    /// A validation split: the one that selects the best checkpoint.
+    validation: bool,
 }
 
 fn load_split(
@@ -204,7 +206,11 @@ pub fn train(
             &tokenizer,
             context,
         )?;
-        evals.push(EvalSet { name, split });
+        evals.push(EvalSet {
+            name,
+            split,
+            validation: kind == SplitKind::Val,
+        });
     }
     let num_classes = train_split.data.captions.iter().map(|c| c.pid).max().unwrap_or(0) + 1;
 
@@ -366,6 +372,21 @@ pub fn train(
             hash: plan.hash.clone(),
         };
         checkpoint::save(&dir.path, &position, &vs, &opt, &scores)?;
+        // The best checkpoint is chosen on the first validation set, never on a test split.
+        if let Some((name, m)) = evals
+            .iter()
+            .zip(&last)
+            .find(|(e, _)| e.validation)
+            .map(|(_, r)| r)
+        {
+            if checkpoint::improves_best(&dir.path, m.r1) {
+                checkpoint::keep_as_best(&dir.path, epoch, name, m.r1)?;
+                log(format!(
+                    "epoch {epoch}: best so far on {name} (R@1 {:.2}), kept in best/",
+                    m.r1
+                ))?;
+            }
+        }
     }
     if last.is_empty() {
         // Resumed after the last epoch: the run had only its status left to write.
