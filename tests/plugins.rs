@@ -253,4 +253,8 @@ fn bad_plugin_options_name_the_plugin_and_the_key() {
         text.contains("`masking` (plugin `gadms`)") && text.contains("scorr"),
         "{text}"
     );
+    assert!(
+        text.contains("spec.toml:9:"),
+        "the line of the rejected option: {text}"
+    );
 }

@@ -352,8 +352,20 @@ fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<u
         .filter(|r| only.is_empty() || only.contains(&r.variant))
     {
         if seen.insert(run.variant.clone()) {
-            gadms::components::check(plugins, &run.config, &spec.dir())
-                .with_context(|| format!("{}: variant `{}`", spec.file.display(), run.variant))?;
+            if let Err(e) = gadms::components::check(plugins, &run.config, &spec.dir()) {
+                // Point at the line of the key the error names (a plugin option, a path).
+                let message = e.to_string();
+                let key = match message.split_once("field `") {
+                    Some((_, rest)) => rest.split('`').next(),
+                    None => message.split('`').nth(1),
+                }
+                .unwrap_or_default();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{}: variant `{}`",
+                    spec.locate(key),
+                    run.variant
+                )));
+            }
         }
     }
     Ok(seen.len())

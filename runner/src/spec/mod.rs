@@ -91,6 +91,8 @@ pub struct Spec {
     pub file: PathBuf,
     pub experiment: Experiment,
     pub runs: Vec<RunPlan>,
+    /// The spec's text, to point errors found later (plugin options) at a line.
+    text: String,
 }
 
 impl Spec {
@@ -200,7 +202,17 @@ impl Spec {
             file: file.into(),
             experiment,
             runs,
+            text: text.to_string(),
         })
+    }
+
+    /// `file:line` of the first line setting `key` (e.g. an option a plugin rejected), or
+    /// the file alone.
+    pub fn locate(&self, key: &str) -> String {
+        match line_of(&self.text, key) {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
     }
 
     /// The runs of one resolved variant: overrides applied, typed, one per seed.
