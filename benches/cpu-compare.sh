@@ -15,6 +15,6 @@ theirs=$(.venv/bin/python benches/pytorch_step.py "${configs[@]}" | tail -n +3)
 echo "$ours" | sed 's/^/gadms:   /'
 echo "$theirs" | sed 's/^/PyTorch: /'
 printf '%-10s %6s %15s %17s %9s\n' config batch "gadms step (s)" "PyTorch step (s)" speed-up
-paste <(echo "$ours" | awk '{print $(NF-4)}') <(echo "$theirs") | while read -r o name batch t _; do
+paste <(echo "$ours" | awk '{print $(NF-5)}') <(echo "$theirs") | while read -r o name batch t _; do
   printf '%-10s %6s %15s %17s %8.2fx\n' "$name" "$batch" "$o" "$t" "$(echo "$t / $o" | bc -l)"
 done

@@ -371,3 +371,22 @@ fn devices_run_one_process_per_device_and_collect_the_outcomes() {
     assert!(text.contains("finished before; skipped"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_run_trains_under_bf16_autocast() {
+    let dir = setup("bf16");
+    let (out, text) = run(&dir, &["--only", "ga-dms", "--set", "train.precision=\"bf16\""]);
+    assert!(out.status.success(), "{text}");
+    let metrics = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "train")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect();
+    assert!(
+        !losses.is_empty() && losses.iter().all(|l| l.is_finite()),
+        "{losses:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

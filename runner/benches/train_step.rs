@@ -1,7 +1,7 @@
 //! Training-step benchmark on the CPU: median step time over timed steps after warm-up,
-//! samples/s, peak resident memory, and the share of the step spent on the
+//! samples/s, peak resident memory (fp32), the share of the step spent on the
 //! gradient-attention score (measured as the difference to the same step with masking
-//! `none`, in the same process).
+//! `none`, in the same process), and the same step under bf16 autocast.
 //!
 //! Configurations: the small golden model at batch 64, the CPU `tiny` preset at batch 64
 //! and ViT-B/16 at batch 8, each with
@@ -15,6 +15,7 @@ use std::time::Instant;
 use gadms::model::{Clip, ModelConfig};
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
+use gadms::train::precision::{autocast, Precision};
 use gadms::train::step::{self, Batch, MtpBatch, WeightedLoss};
 use gadms_golden::Golden;
 
@@ -88,7 +89,7 @@ fn batch(c: &ModelConfig, b: i64) -> Batch {
 }
 
 /// Median seconds per step (forward, backward, Adam) with the given masking.
-fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize) -> f64 {
+fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize, precision: Precision) -> f64 {
     let c = &case.config;
     let vs = VarStore::new(Device::Cpu);
     let clip = Clip::new(&vs.root(), c);
@@ -133,7 +134,11 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize) -> 
     let mut times = Vec::new();
     for i in 0..steps + 2 {
         let start = Instant::now();
-        let out = step::forward(&clip, masking.as_ref(), &losses, &input).unwrap();
+        let out = autocast(precision, Device::Cpu, || {
+            step::forward(&clip, masking.as_ref(), &losses, &input)
+        })
+        .unwrap()
+        .unwrap();
         let grads = opt.backward(&out.total);
         opt.step(&grads);
         let _ = out.total.double_value(&[]); // the step has really finished
@@ -171,8 +176,15 @@ fn main() {
         tch::get_num_threads()
     );
     println!(
-        "{:<16} {:>5} {:>10} {:>10} {:>12} {:>11} {:>13}",
-        "config", "batch", "step (s)", "samples/s", "no-score (s)", "score share", "peak RSS MiB"
+        "{:<16} {:>5} {:>10} {:>10} {:>12} {:>11} {:>13} {:>14}",
+        "config",
+        "batch",
+        "step (s)",
+        "samples/s",
+        "no-score (s)",
+        "score share",
+        "peak RSS MiB",
+        "bf16 step (s)"
     );
     let only = std::env::var("GADMS_BENCH_ONLY").unwrap_or_else(|_| "golden,tiny,vit-b16".into());
     let cases = [
@@ -200,17 +212,20 @@ fn main() {
         .iter()
         .filter(|(key, _)| only.split(',').any(|o| o.trim() == *key))
     {
-        let with_score = time_steps(case, &plugins, "gadms", steps);
-        let without = time_steps(case, &plugins, "none", steps);
+        let with_score = time_steps(case, &plugins, "gadms", steps, Precision::Fp32);
+        let without = time_steps(case, &plugins, "none", steps, Precision::Fp32);
+        let rss = peak_rss_mib();
+        let bf16 = time_steps(case, &plugins, "gadms", steps, Precision::Bf16);
         println!(
-            "{:<16} {:>5} {:>10.3} {:>10.1} {:>12.3} {:>10.1}% {:>13.0}",
+            "{:<16} {:>5} {:>10.3} {:>10.1} {:>12.3} {:>10.1}% {:>13.0} {:>14.3}",
             case.name,
             case.batch,
             with_score,
             case.batch as f64 / with_score,
             without,
             100.0 * (with_score - without) / with_score,
-            peak_rss_mib()
+            rss,
+            bf16
         );
     }
 }

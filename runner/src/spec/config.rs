@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ModelConfig;
 use crate::train::optim::AdamConfig;
+use crate::train::precision::Precision;
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,8 +134,8 @@ pub struct TrainConfig {
     pub adam: AdamConfig,
     /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// `fp32`, or `bf16` autocast (CUDA).
-    pub precision: String,
+    /// `fp32`, or `bf16` autocast around the forward (fp32 master weights).
+    pub precision: Precision,
     /// Steps between log points (the only host reads of losses in an epoch).
     pub log_every: usize,
     /// Data-loading worker threads.
@@ -155,7 +156,7 @@ impl Default for TrainConfig {
             warmup_factor: 0.1,
             adam: AdamConfig::default(),
             device: "auto".into(),
-            precision: "fp32".into(),
+            precision: Precision::Fp32,
             log_every: 20,
             workers: 2,
             eval_batch_size: 256,

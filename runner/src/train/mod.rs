@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod optim;
+pub mod precision;
 pub mod schedule;
 pub mod scores;
 pub mod step;

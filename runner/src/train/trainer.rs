@@ -12,6 +12,7 @@ use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointError, Position};
+use super::precision::{autocast, AutocastError};
 use super::schedule::{LrSchedule, LrScheduleConfig, ScheduleError};
 use super::scores::ScoreStore;
 use super::step::{self, Batch, MtpBatch, StepError};
@@ -83,6 +84,8 @@ pub enum RunError {
     Torch(#[from] tch::TchError),
     #[error(transparent)]
     Checkpoint(#[from] Box<CheckpointError>),
+    #[error(transparent)]
+    Autocast(#[from] AutocastError),
 }
 
 impl From<CheckpointError> for RunError {
@@ -158,12 +161,6 @@ pub fn train(
     // `--devices` places each run with GADMS_DEVICE, which is not part of the run's identity.
     let device_name = std::env::var("GADMS_DEVICE").unwrap_or_else(|_| t.device.clone());
     let device = device(&device_name).map_err(RunError::Config)?;
-    if t.precision != "fp32" {
-        return Err(RunError::Config(format!(
-            "`train.precision` = `{}`: only `fp32` is available in this build (bf16 autocast needs the CUDA work)",
-            t.precision
-        )));
-    }
     if t.threads > 0 {
         tch::set_num_threads(t.threads as i32);
     }
@@ -327,12 +324,14 @@ pub fn train(
             })?;
             window.data_wait += waited.elapsed().as_secs_f64();
             let batch = to_device(&host, device);
-            let out =
-                step::forward(&clip, masking.as_ref(), &losses, &batch).map_err(|source| RunError::Step {
-                    epoch,
-                    step: step + 1,
-                    source: Box::new(source),
-                })?;
+            let out = autocast(t.precision, device, || {
+                step::forward(&clip, masking.as_ref(), &losses, &batch)
+            })?
+            .map_err(|source| RunError::Step {
+                epoch,
+                step: step + 1,
+                source: Box::new(source),
+            })?;
             let grads = opt.backward(&out.total);
             opt.step(&grads);
             global_step += 1;
