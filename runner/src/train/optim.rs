@@ -172,8 +172,9 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
+                // In place where possible: the update is memory-bound, every pass counts.
                 let g = if p.rule.weight_decay != 0.0 {
-                    g + &p.tensor * p.rule.weight_decay
+                    p.tensor.g_mul_scalar(p.rule.weight_decay).g_add_(g)
                 } else {
                     g.shallow_clone()
                 };
@@ -184,13 +185,16 @@ impl Adam {
                 });
                 state.steps += 1;
                 let _ = state.m.lerp_(&g, 1.0 - beta1);
-                let _ = state.v.g_mul_scalar_(beta2);
-                let _ = state.v.g_add_(&(&g * &g * (1.0 - beta2)));
+                let _ = state
+                    .v
+                    .g_mul_scalar_(beta2)
+                    .addcmul_(&g.g_mul_scalar(1.0 - beta2), &g);
                 let bias1 = 1.0 - beta1.powi(state.steps as i32);
                 let bias2 = 1.0 - beta2.powi(state.steps as i32);
                 let step_size = lr * p.rule.lr_factor / bias1;
-                let denom = state.v.sqrt() / bias2.sqrt() + eps;
-                let _ = p.tensor.g_sub_(&(&state.m / denom * step_size));
+                let mut denom = state.v.sqrt();
+                let _ = denom.g_div_scalar_(bias2.sqrt()).g_add_scalar_(eps);
+                let _ = p.tensor.addcdiv_(&state.m.g_mul_scalar(-step_size), &denom);
             }
         });
     }
