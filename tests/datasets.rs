@@ -3,21 +3,14 @@
 //! counts; bad input ends in a clear message and a failing exit, never a crash.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Runs `gadms-run dataset stats ARGS` with only the workspace's plugins; asserts a normal
-/// exit (no signal) and returns the output with stdout and stderr as text.
+#[path = "common/cli.rs"]
+mod cli;
+
+/// Runs `gadms-run dataset stats ARGS`; returns the output, stdout and stderr.
 fn stats(args: &[&str]) -> (Output, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
-        .args(["dataset", "stats"])
-        .args(args)
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some(),
-        "gadms-run was killed by a signal: {out:?}"
-    );
+    let (out, _) = cli::gadms_run(["dataset", "stats"].iter().chain(args));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out, stdout, stderr)
@@ -38,10 +31,7 @@ fn value<'a>(stdout: &'a str, dataset: &str, split: &str, label: &str) -> &'a st
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gadms-datasets-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    cli::scratch(&format!("datasets-{name}"))
 }
 
 /// A CUHK-PEDES folder: 3 train images of 2 identities (5 captions), 2 test images of one

@@ -2,14 +2,14 @@
 //! case must end in a clear message, never a crash. Foreign libraries are compiled here
 //! from a few lines of C with the system compiler.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gadms_plugin::abi;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gadms-run"))
-}
+#[path = "common/cli.rs"]
+mod cli;
 
 /// The folder with the workspace's plugins (next to the binary).
 fn workspace_plugins() -> PathBuf {
@@ -20,10 +20,7 @@ fn workspace_plugins() -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gadms-plugins-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    cli::scratch(&format!("plugins-{name}"))
 }
 
 /// Compiles `source` (C) into `dir/lib<name>.so`.
@@ -42,35 +39,14 @@ fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
     lib
 }
 
-/// Runs `gadms-run plugins` with only `dir` besides the defaults; asserts a normal exit
-/// (no signal) and returns stdout + stderr.
+/// Runs `gadms-run plugins` with `dir` added to the search path.
 fn plugins_in(dir: &Path) -> (Output, String) {
-    let out = bin()
-        .arg("plugins")
-        .arg("--plugin-dir")
-        .arg(dir)
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some(),
-        "gadms-run was killed by a signal: {out:?}"
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
+    cli::gadms_run([OsStr::new("plugins"), OsStr::new("--plugin-dir"), dir.as_os_str()])
 }
 
 #[test]
 fn every_kind_is_listed_from_the_built_libraries() {
-    let out = bin()
-        .arg("plugins")
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
+    let out = cli::command().arg("plugins").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -217,16 +193,7 @@ fn validate_with_masking(name: &str, masking: &str) -> (bool, String) {
          [base.masking]\n{masking}\n\n[base.losses]\nsdm = {{}}\n"
     );
     std::fs::write(&spec, text).unwrap();
-    let out = bin()
-        .arg("validate")
-        .arg(&spec)
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some(),
-        "gadms-run was killed by a signal: {out:?}"
-    );
+    let (out, _) = cli::gadms_run([OsStr::new("validate"), spec.as_os_str()]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

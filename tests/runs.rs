@@ -2,8 +2,12 @@
 //! evaluation write a run folder; finished runs are skipped; a failing variant (a plugin
 //! option the model cannot satisfy, a diverging loss) is recorded and the others go on.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+#[path = "common/cli.rs"]
+mod cli;
 
 const SPEC: &str = r#"
 [experiment]
@@ -56,29 +60,17 @@ masking = { plugin = "every-nth", n = 2 }
 "#;
 
 fn setup(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gadms-runs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = cli::scratch(&format!("runs-{name}"));
     std::fs::write(dir.join("spec.toml"), SPEC).unwrap();
     dir
 }
 
 fn run(dir: &Path, extra: &[&str]) -> (Output, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
-        .arg("run")
-        .arg(dir.join("spec.toml"))
-        .args(extra)
-        .env("GADMS_PLUGIN_PATH", "")
-        .output()
-        .unwrap();
-    assert!(out.status.code().is_some(), "killed by a signal: {out:?}");
-    (
-        out.clone(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    let spec = dir.join("spec.toml");
+    cli::gadms_run(
+        [OsStr::new("run"), spec.as_os_str()]
+            .into_iter()
+            .chain(extra.iter().map(OsStr::new)),
     )
 }
 
@@ -263,10 +255,9 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
     assert!(out.status.success(), "{text}");
 
     let cut = write("resume-cut");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
+    let mut child = cli::command()
         .arg("run")
         .arg(cut.join("spec.toml"))
-        .env("GADMS_PLUGIN_PATH", "")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -319,14 +310,12 @@ fn the_paper_scale_specs_validate_and_stop_before_training_without_data() {
         "pretrain-webperson-paper.toml",
         "finetune-cuhk-pedes.toml",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_gadms-run"))
-            .arg("run")
-            .arg(experiments.join(spec))
-            .args(["--set", "train.device=cpu"])
-            .env("GADMS_PLUGIN_PATH", "")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
+        let (out, text) = cli::gadms_run([
+            OsStr::new("run"),
+            experiments.join(spec).as_os_str(),
+            OsStr::new("--set"),
+            OsStr::new("train.device=cpu"),
+        ]);
         assert!(!out.status.success(), "{spec}: {text}");
         assert!(
             text.contains("`init`")

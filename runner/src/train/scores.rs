@@ -47,7 +47,8 @@ impl ScoreStore {
     }
 
     /// Row `i` of the table.
-    pub fn row(&self, i: usize) -> &[f32] {
+    #[cfg(test)]
+    fn row(&self, i: usize) -> &[f32] {
         &self.table[i * self.len..(i + 1) * self.len]
     }
 
