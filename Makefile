@@ -21,16 +21,29 @@ $(STAMP):
 	ln -sfn "$$($(VENV)/bin/python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" $(VENV)/torch-lib
 	touch $@
 
+# Training across processes on CPUs (`gadms-run run --nproc-per-node N`) runs on Gloo, which
+# the build links when libgloo-dev's headers are there. It builds without them (that training
+# then says to install it), so this installs the package when it is missing and apt-get can,
+# as root or through sudo, and only warns when it cannot.
+GLOO_HEADERS := /usr/include/gloo/config.h
+$(GLOO_HEADERS):
+	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	if command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y libgloo-dev || { $$SUDO apt-get update && $$SUDO apt-get install -y libgloo-dev; }; \
+	fi || true; \
+	[ -e $@ ] || echo "warning: libgloo-dev is not installed; multi-process CPU training will be unavailable"
+
 # One profile for everything: the binary, every plugin and the tests (release; libtorch
 # code is unusably slow in debug and a second profile would build tch twice).
-build: $(STAMP)
+build: $(STAMP) $(GLOO_HEADERS)
 	$(CARGO_ENV) $(CARGO) build --release --workspace --all-targets
 
 # Benchmarks are built (so they stay compilable) but not run: they measure, they do not test.
 test: build
 	$(CARGO_ENV) $(CARGO) test --release --workspace --lib --bins --tests
 
-lint: $(STAMP)
+lint: $(STAMP) $(GLOO_HEADERS)
 	$(CARGO_ENV) $(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
 

@@ -3,14 +3,23 @@
 //! `--as-needed` the linker drops it and CUDA silently reports unavailable. We force it in
 //! and add an rpath to the libtorch folder the build used.
 //!
-//! Also compiles `csrc/autocast.cpp`, the few lines of autocast control (dtype, CPU device)
-//! that tch does not expose, against the same libtorch headers.
+//! Also compiles the few lines of C++ for what tch does not expose, against the same
+//! libtorch headers: `csrc/autocast.cpp` (autocast dtype, CPU device),
+//! `csrc/cuda_memory.cpp` (the CUDA caching allocator's peak) and `csrc/nccl.cpp` (NCCL,
+//! opened at run time, on torch's current stream).
+//!
+//! `csrc/gloo.cpp` wraps Gloo for CPU collectives. It is built against libgloo-dev where its
+//! headers are found, and as stubs that say how to get it where they are not, so a machine
+//! without Gloo still builds and runs everything but multi-process training.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    println!("cargo:rerun-if-changed=csrc/nccl.cpp");
+    build_gloo();
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
@@ -25,10 +34,59 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/autocast.cpp")
+        .file("csrc/cuda_memory.cpp")
+        .file("csrc/nccl.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .compile("gadms_autocast");
+    // Where NCCL is when torch has not loaded it already: the wheel's `nvidia/nccl/lib`.
+    let nccl = Path::new(&lib).join("../../nvidia/nccl/lib/libnccl.so.2");
+    println!("cargo:rustc-env=GADMS_NCCL_FALLBACK={}", nccl.display());
+}
+
+/// Compiles `csrc/gloo.cpp`, against Gloo when its headers are in `GLOO_INCLUDE_DIR`,
+/// `/usr/include` or `/usr/local/include`. Without them the build watches for them to
+/// appear, so that installing libgloo-dev and building again picks Gloo up.
+fn build_gloo() {
+    println!("cargo:rerun-if-changed=csrc/gloo.cpp");
+    println!("cargo:rerun-if-env-changed=GLOO_INCLUDE_DIR");
+    let candidates: Vec<PathBuf> = std::env::var_os("GLOO_INCLUDE_DIR")
+        .map(|d| vec![PathBuf::from(d)])
+        .unwrap_or_else(|| vec!["/usr/include".into(), "/usr/local/include".into()]);
+    let found = candidates.iter().find(|d| d.join("gloo/config.h").exists());
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("csrc/gloo.cpp")
+        .flag("-std=c++17")
+        .warnings(false);
+    match found {
+        Some(include) => {
+            println!(
+                "cargo:rerun-if-changed={}",
+                include.join("gloo/config.h").display()
+            );
+            build
+                .include(include)
+                .define("GADMS_HAVE_GLOO", None)
+                .define("HIREDIS_NESTED_INCLUDE", None);
+        }
+        None => {
+            for d in &candidates {
+                println!("cargo:rerun-if-changed={}", d.join("gloo/config.h").display());
+            }
+        }
+    }
+    build.compile("gadms_gloo");
+    if let Some(include) = found {
+        let lib = include
+            .parent()
+            .expect("an include folder has a parent")
+            .join("lib");
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=gloo");
+    }
 }

@@ -176,3 +176,88 @@ fn a_bad_root_or_option_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A CUHK-PEDES folder with real PNG images (plain colours per identity), one of which is
+/// replaced by bytes that are no image.
+fn cuhk_pedes_with_a_corrupt_image(root: &Path) {
+    let dir = root.join("CUHK-PEDES");
+    let mut json = Vec::new();
+    for i in 0..8u8 {
+        let (split, id) = if i < 6 {
+            ("train", 1 + i64::from(i / 2))
+        } else {
+            ("test", 12004)
+        };
+        let path = format!("{split}/{i}.png");
+        let file = dir.join("imgs").join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        if i == 3 {
+            std::fs::write(&file, b"not a png at all").unwrap();
+        } else {
+            image::RgbImage::from_pixel(16, 8, image::Rgb([40 * i, 200 - 20 * i, 90]))
+                .save(&file)
+                .unwrap();
+        }
+        json.push(format!(
+            r#"{{"split": "{split}", "id": {id}, "file_path": "{path}", "captions": ["a person in colour {i}", "picture {i}"]}}"#
+        ));
+    }
+    std::fs::write(dir.join("reid_raw.json"), format!("[{}]", json.join(",\n"))).unwrap();
+}
+
+#[test]
+fn an_unreadable_image_stops_a_run_by_name_or_is_skipped_and_counted() {
+    let root = scratch("corrupt");
+    cuhk_pedes_with_a_corrupt_image(&root);
+    let spec = |skip: bool| {
+        format!(
+            r#"
+[experiment]
+name = "corrupt"
+output = "out"
+
+[base.model]
+preset = "tiny"
+vision_layers = 1
+text_layers = 1
+
+[base.data]
+train = {{ plugin = "cuhk-pedes", root = "CUHK-PEDES", skip_unreadable = {skip} }}
+eval = [{{ plugin = "cuhk-pedes", root = "CUHK-PEDES", split = "test" }}]
+
+[base.train]
+epochs = 2
+warmup_epochs = 1
+batch_size = 4
+device = "cpu"
+
+[base.masking]
+plugin = "none"
+
+[base.losses]
+sdm = {{}}
+
+[[variant]]
+name = "v"
+"#
+        )
+    };
+    std::fs::write(root.join("strict.toml"), spec(false)).unwrap();
+    let (out, text) = cli::gadms_run([Path::new("run"), &root.join("strict.toml")]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("3.png") && text.contains("skip_unreadable = true"),
+        "the error names the file and the option: {text}"
+    );
+
+    std::fs::write(root.join("lenient.toml"), spec(true)).unwrap();
+    let (out, text) = cli::gadms_run([Path::new("run"), &root.join("lenient.toml")]);
+    assert!(out.status.success(), "{text}");
+    let log = std::fs::read_to_string(root.join("out/corrupt/runs/v/seed-0/run.log")).unwrap();
+    assert!(
+        log.contains("skipped 1 unreadable image(s) and their 2 caption(s)") && log.contains("3.png"),
+        "{log}"
+    );
+    assert!(log.contains("10 training captions"), "{log}");
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -7,7 +7,7 @@ use gadms::model::{resize_position_embedding, Clip, TextTransformer};
 use gadms_golden::{assert_close, Golden};
 
 mod common;
-use common::{golden_config, int};
+use common::{device, golden_config, int, tensors_on};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -21,7 +21,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let golden = Golden::load();
     let config = golden_config(&golden);
-    let vs = VarStore::new(Device::Cpu);
+    let device = device();
+    let vs = VarStore::new(device);
     let clip = Clip::new(&vs.root(), &config);
     let file = golden.dir.join("model.safetensors");
     let weights = read_safetensors(&file).unwrap();
@@ -31,7 +32,7 @@ fn fixture() -> Fixture {
         allow_unexpected: true,
     };
     load_named(&vs, &weights, &file, strict).unwrap();
-    let io = golden.tensors("model_io.safetensors");
+    let io = tensors_on(&golden, "model_io.safetensors", device);
     Fixture {
         golden,
         io,

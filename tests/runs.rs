@@ -167,6 +167,28 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
         "the template plugin works by name: {text}"
     );
     assert!(text.contains("4 run(s), 2 failed"), "{text}");
+    // The report follows the runs, failed runs listed with their error.
+    let readme = std::fs::read_to_string(dir.join("out/tiny/README.md")).unwrap();
+    assert!(
+        readme.contains("| diverges | 3 |") && readme.contains("| failed | epoch 1, step"),
+        "{readme}"
+    );
+    let samples: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/token-scores.json")).unwrap(),
+    )
+    .unwrap();
+    let captions = samples["captions"].as_array().unwrap();
+    assert!(
+        !captions.is_empty()
+            && captions.iter().all(|c| {
+                let n = c["tokens"].as_array().unwrap().len();
+                n > 0
+                    && ["scores", "noise_masked", "mtp_masked", "true_noise"]
+                        .iter()
+                        .all(|k| c[k].as_array().unwrap().len() == n)
+            }),
+        "{samples}"
+    );
 
     // A CPU run repeats exactly from its seed: forcing it again gives the same losses.
     let losses = |m: &str| -> Vec<String> {

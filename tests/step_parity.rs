@@ -14,10 +14,10 @@ use gadms_golden::{assert_close, Golden};
 use gadms_plugin::loss::LossContext;
 use gadms_plugin::masking::{MaskingContext, Vocab};
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 mod common;
-use common::{golden_config, int};
+use common::{device, golden_config, int, tensors_on};
 
 fn plugins() -> PluginSet {
     let set = PluginSet::discover(&default_search_path());
@@ -34,10 +34,11 @@ fn one_training_step_matches_the_reference() {
     let g = Golden::load();
     let c = g.model_config();
     let config = golden_config(&g);
-    let io = g.tensors("model_io.safetensors");
+    let device = device();
+    let io = tensors_on(&g, "model_io.safetensors", device);
     let plugins = plugins();
 
-    let vs = VarStore::new(Device::Cpu);
+    let vs = VarStore::new(device);
     let clip = Clip::new(&vs.root(), &config);
     let vocab = Vocab::clip_layout(config.vocab_size);
     let ctx = LossContext {
@@ -107,7 +108,7 @@ fn one_training_step_matches_the_reference() {
         }),
         pids: io["input/pids"].shallow_clone(),
     };
-    let out = step::forward(&clip, masking.as_ref(), &losses, &batch).unwrap();
+    let out = step::forward(&clip, masking.as_ref(), &losses, &batch, &gadms::dist::Single).unwrap();
     let check = |name: &str, ours: &Tensor| assert_close(name, ours, &io[name], g.atol(name));
     check("output/grad_emap", &out.scores.as_ref().unwrap().scores);
     let part = |n: &str| out.losses.iter().find(|(k, _)| k == n).unwrap().1.shallow_clone();

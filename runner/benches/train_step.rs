@@ -135,7 +135,7 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize, pre
     for i in 0..steps + 2 {
         let start = Instant::now();
         let out = autocast(precision, Device::Cpu, || {
-            step::forward(&clip, masking.as_ref(), &losses, &input)
+            step::forward(&clip, masking.as_ref(), &losses, &input, &gadms::dist::Single)
         })
         .unwrap()
         .unwrap();

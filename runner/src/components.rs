@@ -7,6 +7,7 @@ use gadms_plugin::masking::{MaskingContext, Vocab};
 use gadms_plugin::{MaskingStrategy, PluginError};
 use tch::nn;
 
+use crate::model::import::{self, ImportError};
 use crate::model::ModelConfig;
 use crate::plugin::{LookupError, PluginSet};
 use crate::spec::{ComponentConfig, RunConfig, DATASET_RUNNER_KEYS};
@@ -29,6 +30,8 @@ pub enum ComponentError {
     },
     #[error("`model`: {0}")]
     Model(String),
+    #[error("`init`: {0}")]
+    Init(#[from] ImportError),
 }
 
 /// The vocabulary layout of a model config.
@@ -131,7 +134,8 @@ pub fn dataset(
 
 /// Checks, before anything trains, that every plugin a run names exists and accepts its
 /// options (the masking strategy is created, the losses are built on a scratch store, the
-/// datasets are opened, which checks their files) and that the initial weights exist.
+/// datasets are opened, which checks their files) and that the initial weights exist in a
+/// format gadms reads.
 pub fn check(
     plugins: &PluginSet,
     config: &RunConfig,
@@ -142,11 +146,14 @@ pub fn check(
         let file = base_dir.join(init);
         if !file.is_file() {
             return Err(ComponentError::Model(format!(
-                "`init` = {}: no such file; put the weights there (safetensors with the reference \
-                 parameter names, e.g. a gadms checkpoint's `checkpoint/model.safetensors`) or change the path",
+                "`init` = {}: no such file; put the weights there (a gadms checkpoint's \
+                 `checkpoint/model.safetensors`, OpenAI's ViT-B-16.pt, Hugging Face CLIP safetensors or an \
+                 IRRA/GA-DMS .pth) or change the path",
                 file.display()
             )));
         }
+        // Opening the file here reports a truncated, unknown or refused file before training.
+        import::inspect(&file)?;
     }
     masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);

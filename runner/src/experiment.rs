@@ -2,11 +2,14 @@
 //! recorded with its error and the others go on — and a summary at the end.
 
 use std::fmt;
+use std::time::Duration;
 
+use crate::dist::{DistError, ProcessGroup};
 use crate::plugin::PluginSet;
 use crate::progress::Progress;
 use crate::spec::{RunPlan, Spec};
-use crate::store::{RunDir, State, StoreError};
+use crate::store::{ExperimentIndex, RunDir, State, StoreError};
+use crate::train::trainer::RunError;
 use crate::train::{checkpoint, trainer};
 
 /// Which runs to run.
@@ -90,10 +93,11 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     s
 }
 
-/// Marks every run about to start fresh as `pending`, so the store shows the whole
-/// matrix from the start.
+/// Writes the experiment's index and marks every run about to start fresh as `pending`,
+/// so the store shows the whole matrix from the start.
 fn mark_pending(spec: &Spec, selection: &Selection) -> Result<(), StoreError> {
     let out = spec.output_dir();
+    ExperimentIndex::of(spec).write(&out)?;
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
         let fresh = dir.status().is_none_or(|s| s.hash != plan.hash);
@@ -134,8 +138,43 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Runs the selected runs of `spec`.
-pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Summary, StoreError> {
+/// Why [`run`] stopped before the end of the spec.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// A run trained across ranks failed; the ranks cannot go on together.
+    #[error("[{variant} seed {seed}] {message}")]
+    AcrossRanks {
+        variant: String,
+        seed: u64,
+        message: String,
+    },
+}
+
+/// Every [`Action`], numbered for rank 0 to send its choice to the other ranks.
+const ACTIONS: [Action; 5] = [
+    Action::Run,
+    Action::Resume,
+    Action::SkipDone,
+    Action::SkipFailed,
+    Action::NotSelected,
+];
+
+/// How long rank 0, having lost a peer, waits for that peer's word of why it failed (less
+/// than the launcher's grace before it stops the ranks).
+const FAILURE_WORD: Duration = Duration::from_secs(5);
+
+/// Runs the selected runs of `spec`, each across the ranks of `group`. Rank 0 alone reads
+/// and writes the run store; the other ranks follow its choices.
+pub fn run(
+    spec: &Spec,
+    plugins: &PluginSet,
+    selection: &Selection,
+    group: &ProcessGroup,
+) -> Result<Summary, ExperimentError> {
     let out = spec.output_dir();
     let mut outcomes = Vec::new();
     let selected = spec
@@ -143,10 +182,14 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
         .iter()
         .filter(|p| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected);
     let progress = Progress::new(selected.count() as u64);
-    mark_pending(spec, selection)?;
+    if group.is_leader() {
+        mark_pending(spec, selection)?;
+    }
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let (state, detail) = match selection.action(plan, &dir) {
+        let mine = ACTIONS.iter().position(|a| *a == selection.action(plan, &dir));
+        let action = ACTIONS[group.leader_value(mine.expect("every action is listed") as i64)? as usize];
+        let (state, detail) = match action {
             Action::NotSelected => continue,
             Action::SkipDone => (
                 "done",
@@ -161,14 +204,16 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
             }
             action @ (Action::Run | Action::Resume) => {
                 let resume = action == Action::Resume;
-                if resume {
-                    dir.set_status(State::Running, &plan.hash, None)?;
-                } else {
-                    dir.begin(plan)?;
+                match (group.is_leader(), resume) {
+                    (false, _) => {}
+                    (true, true) => dir.set_status(State::Running, &plan.hash, None)?,
+                    (true, false) => dir.begin(plan)?,
                 }
-                match trainer::train(plan, plugins, &spec.dir(), &dir, resume, &progress) {
+                match trainer::train(plan, plugins, &spec.dir(), &dir, resume, &progress, group) {
                     Ok(result) => {
-                        dir.set_status(State::Done, &plan.hash, None)?;
+                        if group.is_leader() {
+                            dir.set_status(State::Done, &plan.hash, None)?;
+                        }
                         let detail = result
                             .last
                             .iter()
@@ -177,6 +222,7 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
                             .join("; ");
                         ("done", detail)
                     }
+                    Err(e) if group.world() > 1 => return Err(fail_across_ranks(group, &dir, plan, &e)?),
                     Err(e) => {
                         let message = error_chain(&e);
                         dir.log_line(&format!("failed: {message}"))?;
@@ -200,6 +246,50 @@ pub fn run(spec: &Spec, plugins: &PluginSet, selection: &Selection) -> Result<Su
     }
     progress.finish();
     Ok(Summary { outcomes })
+}
+
+/// Settles a run that failed on this rank of a training across ranks. Each rank leaves its
+/// own error in the rendezvous store, unless all it saw was a lost peer. Rank 0 records the
+/// cause as the run's failure — its own error, or the word another rank left — and when
+/// there is no cause on record (a process killed, a node lost) it only logs the
+/// interruption: the run stays `running`, and the next launch resumes it from its last
+/// checkpoint.
+fn fail_across_ranks(
+    group: &ProcessGroup,
+    dir: &RunDir,
+    plan: &RunPlan,
+    error: &RunError,
+) -> Result<ExperimentError, StoreError> {
+    let lost_peer = matches!(error.dist(), Some(DistError::Collective { .. }));
+    // Errors of the collectives name the rank already.
+    let message = match error.dist() {
+        Some(_) => error_chain(error),
+        None => format!("rank {}: {}", group.rank(), error_chain(error)),
+    };
+    if !lost_peer {
+        group.record_failure(&message);
+    }
+    let cause = if lost_peer {
+        group.recorded_failure(FAILURE_WORD)
+    } else {
+        Some(message.clone())
+    };
+    if group.is_leader() {
+        match &cause {
+            Some(cause) => {
+                dir.log_line(&format!("failed: {cause}"))?;
+                dir.set_status(State::Failed, &plan.hash, Some(cause.clone()))?;
+            }
+            None => dir.log_line(&format!(
+                "interrupted: {message}; the next launch resumes from the last checkpoint"
+            ))?,
+        }
+    }
+    Ok(ExperimentError::AcrossRanks {
+        variant: plan.variant.clone(),
+        seed: plan.seed,
+        message: cause.unwrap_or(message),
+    })
 }
 
 /// Runs the selected runs on several devices at once, one run at a time per device: each

@@ -8,6 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use gadms::data::stats::SplitStats;
 use gadms::data::tokenizer::Tokenizer;
+use gadms::dist::launch::Launch;
+use gadms::dist::rendezvous::{self, StoreAddress};
+use gadms::dist::ProcessGroup;
 use gadms::model::ModelConfig;
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::spec::Spec;
@@ -59,6 +62,34 @@ enum Command {
         /// Only the run with this config hash (repeatable; used by `--devices`).
         #[arg(long = "run", value_name = "HASH", hide = true)]
         runs: Vec<String>,
+        /// Train each run across N processes of this machine (data parallel, one GPU each
+        /// on CUDA), which this command starts. `train.batch_size` is the global batch.
+        #[arg(long, value_name = "N")]
+        nproc_per_node: Option<usize>,
+        /// With `--nproc-per-node`: the number of machines, each running this command with
+        /// its own `--node-rank` and the same `--store`.
+        #[arg(long, default_value_t = 1, value_name = "M")]
+        nnodes: usize,
+        /// With `--nnodes`: this machine's number, 0..M.
+        #[arg(long, default_value_t = 0, value_name = "K")]
+        node_rank: usize,
+        /// Where the ranks meet: a folder every machine sees, or `redis://HOST:PORT`
+        /// (default: `GADMS_STORE`; on one machine, a new folder in the experiment's output).
+        #[arg(long, value_name = "FOLDER|redis://HOST:PORT")]
+        store: Option<String>,
+    },
+    /// Checks every collective among the ranks of the environment (`WORLD_SIZE`, `RANK`,
+    /// `GADMS_STORE`).
+    #[command(hide = true)]
+    DistSelftest,
+    /// Rebuild an experiment's report (tables, charts, README.md) from its finished runs,
+    /// without training. `gadms-run run` writes it too, after the runs.
+    Report {
+        /// The experiment's folder (`reports/<experiment>`), or its spec.
+        target: PathBuf,
+        /// With a spec: the overrides it was run with (they can change the output folder).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Check a spec: syntax, keys and types, plugin names and plugin options.
     Validate {
@@ -79,6 +110,17 @@ enum Command {
         /// Workspace folder to create it in.
         #[arg(long, default_value = "plugins")]
         dir: PathBuf,
+    },
+    /// Write a checkpoint's weights as safetensors with the reference (IRRA/GA-DMS) names,
+    /// which the reference model's `load_state_dict` takes after `safetensors.torch.load_file`.
+    Export {
+        /// A run folder (`runs/<variant>/seed-<n>`: its `best/` checkpoint, else
+        /// `checkpoint/`), a `checkpoint/` or `best/` folder, or a weights file in any format
+        /// `model.init` takes.
+        checkpoint: PathBuf,
+        /// The safetensors file to write.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Inspect a dataset as its plugin loads it.
     Dataset {
@@ -144,9 +186,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             force,
             devices,
             runs,
+            nproc_per_node,
+            nnodes,
+            node_rank,
+            store,
         } => {
             let spec = Spec::load(&spec_file, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
+            // A device child (`--run HASH`) reports nothing: its parent writes the report.
+            let write_report = runs.is_empty();
             let selection = gadms::experiment::Selection {
                 only,
                 rerun_failed,
@@ -160,8 +208,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             report_problems(&plugins);
             // Missing data, weights or plugins stop the command before any run trains.
             check_variants(&spec, &plugins, &selection.only)?;
+            let ranks = nproc_per_node.unwrap_or(1) * nnodes;
+            if !devices.is_empty() && (ranks > 1 || std::env::var_os(rendezvous::WORLD_SIZE).is_some()) {
+                bail!(
+                    "--devices runs several runs side by side, --nproc-per-node each run across processes; \
+                     use one of them"
+                );
+            }
+            // A process started with a rank is one of the ranks, not their launcher.
+            if ranks > 1 && std::env::var_os(rendezvous::RANK).is_none() {
+                launch(&spec, nproc_per_node.unwrap_or(1), nnodes, node_rank, store)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let group = ProcessGroup::from_env()?;
             let summary = if devices.is_empty() {
-                gadms::experiment::run(&spec, &plugins, &selection)?
+                gadms::experiment::run(&spec, &plugins, &selection, &group)?
             } else {
                 let exe = std::env::current_exe().context("locating gadms-run for the device processes")?;
                 let child = |plan: &gadms::spec::RunPlan, device: &str| {
@@ -191,12 +252,43 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 };
                 gadms::experiment::run_on_devices(&spec, &selection, &devices, child)?
             };
+            if !group.is_leader() {
+                return Ok(ExitCode::SUCCESS);
+            }
             print!("{summary}");
+            if write_report {
+                match gadms::report::write(&spec.output_dir()) {
+                    Ok(report) => println!("report: {}", report.dir.join("README.md").display()),
+                    Err(e) => eprintln!("the runs are stored, but the report failed: {e}"),
+                }
+            }
             Ok(if summary.failed() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::DistSelftest => {
+            let group = ProcessGroup::from_env()?;
+            for check in gadms::dist::selftest::run(&group)? {
+                println!("rank {} of {}: {check} ok", group.rank(), group.world());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { target, overrides } => {
+            let dir = if target.is_file() {
+                Spec::load(&target, &overrides)?.output_dir()
+            } else {
+                target
+            };
+            let report = gadms::report::write(&dir)?;
+            println!(
+                "report: {} ({} files; {} run(s) without a finished result)",
+                report.dir.join("README.md").display(),
+                report.files.len(),
+                report.incomplete
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate { spec, overrides } => {
             let spec = Spec::load(&spec, &overrides)?;
@@ -252,6 +344,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { checkpoint, to } => {
+            let file = checkpoint_weights(&checkpoint)?;
+            let weights = gadms::model::import::export(&file, &to)?;
+            println!("wrote {}: {weights} from {}", to.display(), file.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dataset {
             command:
                 DatasetCommand::Stats {
@@ -273,6 +371,82 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             )
         }
     }
+}
+
+/// Starts this machine's ranks of every run of `spec` (`--nproc-per-node`): the same command
+/// line, each with its rank in the environment, meeting through `store` — by default a new
+/// folder in the experiment's output, removed afterwards.
+fn launch(
+    spec: &Spec,
+    nproc_per_node: usize,
+    nnodes: usize,
+    node_rank: usize,
+    store: Option<String>,
+) -> Result<()> {
+    let store = store.or_else(|| std::env::var(rendezvous::STORE).ok());
+    let (address, temporary) = match store {
+        Some(text) => (
+            StoreAddress::parse(&text).map_err(|e| anyhow::anyhow!("--store `{text}`: {e}"))?,
+            None,
+        ),
+        None if nnodes > 1 => bail!(
+            "--nnodes {nnodes}: give every machine the same rendezvous store, a folder they all see or \
+             redis://HOST:PORT, with --store (or GADMS_STORE)"
+        ),
+        None => {
+            let folder = spec
+                .output_dir()
+                .join(format!("rendezvous-{}", std::process::id()));
+            (StoreAddress::Folder(folder.clone()), Some(folder))
+        }
+    };
+    let exe = std::env::current_exe().context("locating gadms-run for the rank processes")?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let launched = Launch {
+        nproc_per_node,
+        nnodes,
+        node_rank,
+        store: address,
+    }
+    .run(|| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(&args);
+        c
+    });
+    if let Some(folder) = temporary {
+        let _ = std::fs::remove_dir_all(folder);
+    }
+    Ok(launched?)
+}
+
+/// The weights file `export` reads for `path`: the file itself, a checkpoint folder's
+/// `model.safetensors`, or for a run folder that of `best/` (the validation-selected
+/// checkpoint) when there is one, else that of `checkpoint/` (the last epoch).
+fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        bail!(
+            "{}: no such file or folder; give a run folder, its `checkpoint/` or `best/` folder, or a weights file",
+            path.display()
+        );
+    }
+    [
+        "model.safetensors",
+        "best/model.safetensors",
+        "checkpoint/model.safetensors",
+    ]
+    .iter()
+    .map(|name| path.join(name))
+    .find(|file| file.is_file())
+    .with_context(|| {
+        format!(
+            "{}: a folder without `model.safetensors`, `best/` or `checkpoint/`; give a run folder \
+                 (`runs/<variant>/seed-<n>`), its `checkpoint/` or `best/` folder, or a weights file",
+            path.display()
+        )
+    })
 }
 
 /// `dataset stats`: splits named with `--split` must load; without it, each split that

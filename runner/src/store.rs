@@ -1,13 +1,15 @@
 //! The run store: one folder per run, `<output>/<experiment>/runs/<variant>/seed-<n>/`,
 //! holding the resolved config, a status written atomically, a metrics log that Polars
-//! reads as NDJSON (`pl.read_ndjson`), and a human-readable log.
+//! reads as NDJSON (`pl.read_ndjson`), and a human-readable log; and beside `runs/`,
+//! `experiment.json`, the run matrix of the spec, so reports know which runs should exist
+//! without the spec at hand.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::RunPlan;
+use crate::spec::{RunPlan, Spec};
 
 #[derive(Debug, thiserror::Error)]
 #[error("run store {}: {source}", path.display())]
@@ -81,9 +83,11 @@ impl RunDir {
     /// Starts a run: creates the folder, writes the resolved config and a fresh metrics log.
     pub fn begin(&self, plan: &RunPlan) -> Result<(), StoreError> {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        // A TOML document (not the value's inline form), so that tools and reports parse it.
+        let document = toml::to_string(&plan.resolved).expect("a resolved config is a TOML table");
         let config = format!(
-            "# run {} of variant `{}`, seed {}\n{}",
-            plan.hash, plan.variant, plan.seed, plan.resolved
+            "# run {} of variant `{}`, seed {}\n{document}",
+            plan.hash, plan.variant, plan.seed
         );
         write_atomic(&self.path.join("config.toml"), config.as_bytes())?;
         for f in ["metrics.jsonl", "run.log"] {
@@ -149,6 +153,86 @@ impl RunDir {
             .map_err(io(&path))?;
         f.write_all(text.as_bytes()).map_err(io(&path))
     }
+}
+
+/// `experiment.json`: what the spec asked for, in spec order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentIndex {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The variant reports compare the others with.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// The spec file, as given on the command line.
+    pub spec: PathBuf,
+    pub runs: Vec<PlannedRun>,
+}
+
+/// One run of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    pub variant: String,
+    pub seed: u64,
+    pub hash: String,
+}
+
+impl ExperimentIndex {
+    pub const FILE: &str = "experiment.json";
+
+    pub fn of(spec: &Spec) -> Self {
+        Self {
+            name: spec.experiment.name.clone(),
+            description: spec.experiment.description.clone(),
+            baseline: spec.experiment.baseline.clone(),
+            spec: spec.file.clone(),
+            runs: spec
+                .runs
+                .iter()
+                .map(|p| PlannedRun {
+                    variant: p.variant.clone(),
+                    seed: p.seed,
+                    hash: p.hash.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn write(&self, experiment_dir: &Path) -> Result<(), StoreError> {
+        std::fs::create_dir_all(experiment_dir).map_err(io(experiment_dir))?;
+        let text = serde_json::to_string_pretty(self).expect("index serialises");
+        write_atomic(&experiment_dir.join(Self::FILE), text.as_bytes())
+    }
+
+    /// The index of `experiment_dir`, `None` when there is none (a store written before
+    /// indexes existed, or a hand-made one).
+    pub fn read(experiment_dir: &Path) -> Result<Option<Self>, IndexError> {
+        let path = experiment_dir.join(Self::FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(IndexError::Io { path, source }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| IndexError::Json { path, source })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid experiment index ({source}); delete it and the next `gadms-run run SPEC` writes it anew", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Writes via a temporary file and a rename, so readers never see half a file.

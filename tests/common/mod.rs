@@ -1,8 +1,12 @@
-//! Shared by the parity tests: the golden model's config as a [`ModelConfig`].
+//! Shared by the parity tests: the golden model's config as a [`ModelConfig`], and the
+//! device they run on.
+
+use std::collections::HashMap;
 
 use gadms::model::ModelConfig;
 use gadms_golden::Golden;
 use serde_json::Value;
+use tch::{Device, Tensor};
 
 pub fn int(v: &Value, key: &str) -> i64 {
     v[key]
@@ -34,4 +38,38 @@ pub fn golden_config(g: &Golden) -> ModelConfig {
         text_heads: int(c, "text_heads"),
         temperature: c["temperature"].as_f64().unwrap(),
     }
+}
+
+/// The device of the parity tests: `GADMS_TEST_DEVICE` (`cpu`, the default, `cuda` or
+/// `cuda:N`), so that the test executables check the CUDA kernels against the golden set
+/// where no cargo is installed (`benches/gpu.sh`). On CUDA cuDNN is off: its convolutions
+/// default to TF32, and the golden comparisons are float32.
+#[allow(
+    dead_code,
+    reason = "the CPU step benchmark shares this module and runs on the CPU"
+)]
+pub fn device() -> Device {
+    let name = std::env::var("GADMS_TEST_DEVICE").unwrap_or_default();
+    if name.is_empty() || name == "cpu" {
+        return Device::Cpu;
+    }
+    let device = gadms::train::trainer::device(&name).unwrap_or_else(|e| panic!("GADMS_TEST_DEVICE: {e}"));
+    assert!(
+        device.is_cuda() && tch::Cuda::is_available(),
+        "GADMS_TEST_DEVICE={name}, but libtorch sees no CUDA device"
+    );
+    tch::Cuda::set_user_enabled_cudnn(false);
+    device
+}
+
+/// Every tensor of one golden file, on `device`.
+#[allow(
+    dead_code,
+    reason = "the CPU step benchmark shares this module and runs on the CPU"
+)]
+pub fn tensors_on(g: &Golden, file: &str, device: Device) -> HashMap<String, Tensor> {
+    g.tensors(file)
+        .into_iter()
+        .map(|(name, t)| (name, t.to_device(device)))
+        .collect()
 }

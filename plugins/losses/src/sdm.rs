@@ -32,8 +32,8 @@ impl Loss for Sdm {
     /// `ℓ(s·f·tᵀ) + ℓ(s·t·fᵀ)` against `q = Y / rowsum(Y)`, with f, t the L2-normalised image
     /// and text features `[B, E]` and s the runner's logit scale.
     ///
-    /// In a distributed run each rank computes this on the gathered batch; the runner scales
-    /// the weight (method §4.2).
+    /// In a distributed run each rank computes this on the features gathered from all ranks
+    /// (method §4.2, `LossInputs`).
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let pairs = Pairs::new(NAME, inputs)?;
         let image = l2_normalise(pairs.image);

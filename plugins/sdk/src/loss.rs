@@ -19,6 +19,12 @@ pub struct LossContext {
 
 /// The step's features, all on the training device. Unless noted, features are float32
 /// and *not* normalised.
+///
+/// In a run across W ranks, `image_cls`, `text_eos` and `pids` hold the global batch, the
+/// rows of every rank in rank order (B = W × the rank's batch); the other ranks' rows carry
+/// no gradient, and the runner scales the gradient through this rank's rows so that the
+/// ranks' average is the gradient of one process on the global batch. The token-level
+/// inputs (`image_tokens`, `mtp_*`) hold this rank's batch only.
 pub struct LossInputs<'a> {
     /// Image CLS features `[B, E]`.
     pub image_cls: &'a Tensor,

@@ -30,7 +30,10 @@ pub enum DataError {
         image: usize,
         images: usize,
     },
-    #[error("sample {index} (pid {pid}): {source}")]
+    #[error(
+        "sample {index} (pid {pid}): {source}; replace the file, or set `skip_unreadable = true` on the \
+         dataset to drop unreadable images before training"
+    )]
     Image {
         index: usize,
         pid: i64,

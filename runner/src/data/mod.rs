@@ -2,5 +2,6 @@
 
 pub mod images;
 pub mod loader;
+pub mod screen;
 pub mod stats;
 pub mod tokenizer;

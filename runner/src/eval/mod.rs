@@ -3,3 +3,4 @@
 pub mod metrics;
 pub mod noise;
 pub mod retrieval;
+pub mod token_scores;

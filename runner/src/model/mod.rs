@@ -4,6 +4,8 @@
 //! weights, OpenAI CLIP weights and GA-DMS checkpoints load by name.
 
 mod config;
+pub mod flops;
+pub mod import;
 mod text;
 mod vision;
 pub mod weights;

@@ -32,7 +32,8 @@ pub struct RunConfig {
 pub struct ModelSpec {
     #[serde(default = "default_preset")]
     pub preset: String,
-    /// Weights to start from (safetensors with reference names).
+    /// Weights to start from, in any format `model::import` reads: gadms or Hugging Face
+    /// safetensors, OpenAI's TorchScript `ViT-B-16.pt`, an IRRA/GA-DMS `torch.save` checkpoint.
     #[serde(default)]
     pub init: Option<PathBuf>,
     #[serde(flatten)]
@@ -102,7 +103,9 @@ pub struct DataConfig {
 }
 
 /// Keys of a dataset table that the runner reads rather than the plugin.
-pub const DATASET_RUNNER_KEYS: &[&str] = &["root", "name", "split"];
+/// `skip_unreadable = true` drops images that do not decode, with their captions, before
+/// the run (see `data::screen`).
+pub const DATASET_RUNNER_KEYS: &[&str] = &["root", "name", "split", "skip_unreadable"];
 
 /// One loss.
 #[derive(Debug, Clone, Serialize, Deserialize)]

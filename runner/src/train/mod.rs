@@ -1,6 +1,7 @@
 //! Training: learning-rate schedule, optimizer, step and loop.
 
 pub mod checkpoint;
+pub mod memory;
 pub mod optim;
 pub mod precision;
 pub mod schedule;

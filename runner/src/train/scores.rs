@@ -3,10 +3,14 @@
 //! artefact). Masking in epoch e reads the snapshot taken when e starts — the scores of the
 //! previous epoch, or the strategy's initial score — while the step's new scores are queued
 //! on the device and written back at the end of the epoch, so the step never syncs.
+//! Across ranks, each rank's scores are gathered at the end of the epoch, so that every
+//! rank holds the same global table.
 
 use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
+
+use crate::dist::{Collective, DistError};
 
 pub struct ScoreStore {
     table: Vec<f32>,
@@ -34,16 +38,29 @@ impl ScoreStore {
         self.pending.push((samples, scores.detach()));
     }
 
-    /// Writes the queued scores into the table (one device→host copy per batch).
-    pub fn flush(&mut self) {
-        for (samples, scores) in self.pending.drain(..) {
-            let host = scores.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-            let values = Vec::<f32>::try_from(host.view([-1])).expect("float scores convert");
-            for (k, &i) in samples.iter().enumerate() {
-                self.table[i * self.len..(i + 1) * self.len]
-                    .copy_from_slice(&values[k * self.len..(k + 1) * self.len]);
-            }
+    /// Writes the queued scores of every rank of `collective` into the table, in rank order
+    /// (one exchange and one device→host copy).
+    pub fn flush(&mut self, collective: &dyn Collective) -> Result<(), DistError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        let (samples, scores): (Vec<Vec<usize>>, Vec<Tensor>) = self.pending.drain(..).unzip();
+        let scores = Tensor::cat(&scores, 0).to_kind(Kind::Float); // [N, L]
+        let samples: Vec<i64> = samples.into_iter().flatten().map(|i| i as i64).collect();
+        let samples = Tensor::from_slice(&samples).to_device(scores.device()); // [N]
+        let samples = collective.all_gather_rows(&samples)?.to_device(Device::Cpu);
+        let scores = collective
+            .all_gather_rows(&scores)?
+            .to_device(Device::Cpu)
+            .contiguous();
+        let samples = Vec::<i64>::try_from(samples).expect("int64 sample indices convert");
+        let values = Vec::<f32>::try_from(scores.view([-1])).expect("float scores convert");
+        for (k, &i) in samples.iter().enumerate() {
+            let i = i as usize;
+            self.table[i * self.len..(i + 1) * self.len]
+                .copy_from_slice(&values[k * self.len..(k + 1) * self.len]);
+        }
+        Ok(())
     }
 
     /// Row `i` of the table.
@@ -90,7 +107,7 @@ mod tests {
             Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4]).view([2, 2]),
         );
         assert_eq!(store.row(2), [0.85, 0.85]);
-        store.flush();
+        store.flush(&crate::dist::Single).unwrap();
         assert_eq!(store.row(2), [0.1, 0.2]);
         assert_eq!(store.row(0), [0.3, 0.4]);
         assert_eq!(store.row(1), [0.85, 0.85]);

@@ -5,12 +5,18 @@
 //! strategy scores); the scorer; the alignment text at the *clean* caption's EOS; the MTP
 //! text when a loss wants it; every loss on the same features. Nothing here reads a value
 //! back to the host: losses and metrics stay tensors until a log point.
+//!
+//! Across ranks, the losses see the global batch: the image and text features and the person
+//! ids of every rank, gathered ([`gather_rows_with_grad`]). A loss that compares the samples
+//! of a batch (SDM, method §4.2) thus compares all of them, as one process would, and a
+//! per-sample loss averages over them all; token-level inputs stay this rank's.
 
 use gadms_plugin::loss::{LossInputs, LossOutput};
 use gadms_plugin::masking::{ScoreInputs, ScoreOutput};
 use gadms_plugin::{Loss, MaskingStrategy, PluginError};
 use tch::Tensor;
 
+use crate::dist::{gather_rows_with_grad, Collective, DistError};
 use crate::model::{Clip, TextTransformer};
 
 /// A collated training batch on the training device.
@@ -74,15 +80,19 @@ pub enum StepError {
          lower the strategy's `layers` option"
     )]
     TailTooLong { tail: usize, layers: usize },
+    #[error("gathering the batch's features from the other ranks: {0}")]
+    Gather(#[from] DistError),
 }
 
-/// Runs the forward of one step. Gradients flow from `total` into the encoders and the
-/// losses' own parameters; the scorer's gradients never reach a parameter.
+/// Runs the forward of one step, this rank's part of the global batch of `collective`'s
+/// ranks. Gradients flow from `total` into the encoders and the losses' own parameters; the
+/// scorer's gradients never reach a parameter.
 pub fn forward(
     clip: &Clip,
     masking: &dyn MaskingStrategy,
     losses: &[WeightedLoss],
     batch: &Batch,
+    collective: &dyn Collective,
 ) -> Result<StepOutput, StepError> {
     let eos = TextTransformer::eos_positions(&batch.clean); // [B]
     let image_tokens = clip.visual.forward(&batch.images); // [B, 1+N, E]
@@ -110,6 +120,9 @@ pub fn forward(
         (None, _) => None,
     };
 
+    let image_cls = gather_rows_with_grad(collective, &image_cls)?; // [W·B, E]
+    let text_eos = gather_rows_with_grad(collective, &text_eos)?; // [W·B, E]
+    let pids = collective.all_gather(&batch.pids)?; // [W·B]
     let inputs = LossInputs {
         image_cls: &image_cls,
         text_eos: &text_eos,
@@ -117,7 +130,7 @@ pub fn forward(
         mtp_tokens: mtp_tokens.as_ref(),
         mtp_labels: batch.mtp.as_ref().map(|m| &m.labels),
         mtp_label_positions: batch.mtp.as_ref().map(|m| &m.positions),
-        pids: &batch.pids,
+        pids: &pids,
         logit_scale: clip.config.logit_scale(),
     };
     let mut total: Option<Tensor> = None;

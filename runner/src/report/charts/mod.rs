@@ -1,0 +1,323 @@
+//! The report's charts, each drawn once per backend — SVG for papers, PNG for READMEs —
+//! with DejaVu Sans compiled in, so a PNG looks the same on every machine.
+
+mod bars;
+mod curves;
+mod stats;
+mod tokens;
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use self::bars::{BarSeries, HBars};
+use self::curves::{Curves, Line, Panel};
+use self::stats::{Stat, Stats};
+use self::tokens::TokenFigure;
+use super::store::StoredExperiment;
+use super::tables::{Tables, NOISE_AUROC, TRAIN};
+use super::ReportError;
+
+type DrawResult = Result<(), Box<dyn Error>>;
+
+/// A chart that knows its size and draws itself on any plotters backend.
+trait Chart {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// A chart as written: what it shows and its files (relative stem `charts/<name>`).
+#[derive(Debug, Clone)]
+pub struct Drawn {
+    pub title: String,
+    /// `charts/<name>`, without extension.
+    pub stem: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// Tableau's ten colours: distinct for the usual number of variants, and legible in print.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const FONT: &str = "sans-serif";
+
+/// The bundled font at `size`, anchored at the drawing position by `h` and `v`.
+fn anchored(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font()).pos(Pos::new(h, v))
+}
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled font is valid TrueType; a failure here would be a packaging bug.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// Writes `<dir>/<name>.svg` and `<dir>/<name>.png`.
+fn save(chart: &impl Chart, dir: &Path, name: &str) -> Result<Vec<PathBuf>, ReportError> {
+    register_fonts();
+    let (svg, png) = (dir.join(format!("{name}.svg")), dir.join(format!("{name}.png")));
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: Box<dyn Error>| ReportError::Chart {
+            path,
+            message: e.to_string(),
+        }
+    };
+    let size = chart.size();
+    {
+        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| Ok(root.present()?))
+            .map_err(failed(&svg))?;
+    }
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| Ok(root.present()?))
+            .map_err(failed(&png))?;
+    }
+    image::RgbImage::from_raw(size.0, size.1, pixels)
+        .expect("the buffer has the image's size")
+        .save(&png)
+        .map_err(|e| failed(&png)(Box::new(e)))?;
+    Ok(vec![svg, png])
+}
+
+/// A file-name form of a variant or dataset name.
+fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    s.trim_matches('-').to_string()
+}
+
+/// Draws every chart the experiment's results allow into `dir`.
+pub fn draw_all(
+    experiment: &StoredExperiment,
+    tables: &Tables,
+    dir: &Path,
+) -> Result<Vec<Drawn>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let stats = Stats::of(tables)?;
+    let mut drawn = Vec::new();
+    let mut add = |files: Vec<PathBuf>, name: String, title: String| {
+        drawn.push(Drawn {
+            title,
+            stem: format!("charts/{name}"),
+            files,
+        })
+    };
+    let datasets = stats.datasets();
+    for dataset in &datasets {
+        let chart = retrieval_bars(experiment, &stats, dataset);
+        let name = format!("retrieval-{}", slug(dataset));
+        add(
+            save(&chart, dir, &name)?,
+            name,
+            format!("R@1 and mAP on {dataset}"),
+        );
+    }
+    if let Some(chart) = training_curves(experiment, &stats, datasets.first().map(String::as_str)) {
+        add(
+            save(&chart, dir, "curves")?,
+            "curves".into(),
+            "Training curves".into(),
+        );
+    }
+    if let Some(chart) = noise_auroc(experiment, &stats) {
+        add(
+            save(&chart, dir, "noise-auroc")?,
+            "noise-auroc".into(),
+            "How well each scorer finds the injected noise tokens".into(),
+        );
+    }
+    for variant in &experiment.variants {
+        // The lowest finished seed's samples; strategies without scores (every token at
+        // the initial score) have nothing to show.
+        let Some(samples) = experiment
+            .done()
+            .filter(|r| &r.variant == variant)
+            .find_map(|r| r.token_scores.as_ref())
+            .filter(|t| t.captions.iter().any(|c| spread(&c.scores) > 1e-6))
+        else {
+            continue;
+        };
+        let chart = TokenFigure::new(
+            format!("Token scores of “{variant}” after epoch {}", samples.epoch),
+            samples,
+        );
+        let name = format!("token-scores-{}", slug(variant));
+        add(
+            save(&chart, dir, &name)?,
+            name,
+            format!("Token scores and masks: {variant}"),
+        );
+    }
+    Ok(drawn)
+}
+
+fn spread(v: &[f32]) -> f32 {
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    hi - lo
+}
+
+fn seeds_note(stats: impl Iterator<Item = Stat>) -> String {
+    let ns: Vec<u32> = stats.map(|s| s.n).collect();
+    let (lo, hi) = (
+        ns.iter().min().copied().unwrap_or(0),
+        ns.iter().max().copied().unwrap_or(0),
+    );
+    let n = if lo == hi {
+        format!("n = {lo}")
+    } else {
+        format!("n = {lo}–{hi}")
+    };
+    format!("bars: mean over seeds; error bars: ±1 sample std ({n} seeds per variant)")
+}
+
+fn retrieval_bars(experiment: &StoredExperiment, stats: &Stats, dataset: &str) -> HBars {
+    let series = [("R1", "R@1"), ("mAP", "mAP")]
+        .into_iter()
+        .map(|(m, shown)| BarSeries {
+            name: shown.to_string(),
+            values: experiment
+                .variants
+                .iter()
+                .map(|v| stats.last(v, dataset, m))
+                .collect(),
+        })
+        .collect::<Vec<_>>();
+    let note = seeds_note(series.iter().flat_map(|s| s.values.iter().flatten().copied()));
+    HBars {
+        title: format!("{}: text-to-image retrieval on {dataset}", experiment.name),
+        x_label: "score after the last epoch (%)".into(),
+        categories: categories(experiment),
+        series,
+        x_max: None,
+        reference: None,
+        note,
+    }
+}
+
+/// Variant names, the baseline marked.
+fn categories(experiment: &StoredExperiment) -> Vec<String> {
+    experiment
+        .variants
+        .iter()
+        .map(|v| {
+            if experiment.baseline.as_deref() == Some(v) {
+                format!("{v} (baseline)")
+            } else {
+                v.clone()
+            }
+        })
+        .collect()
+}
+
+/// The scorers only: variants whose runs logged no AUROC have no scores to judge.
+fn noise_auroc(experiment: &StoredExperiment, stats: &Stats) -> Option<HBars> {
+    let (categories, values): (Vec<String>, Vec<Option<Stat>>) = categories(experiment)
+        .into_iter()
+        .zip(&experiment.variants)
+        .filter_map(|(name, v)| {
+            let last = stats.curve(v, TRAIN, NOISE_AUROC).last().map(|(_, s)| *s)?;
+            Some((name, Some(last)))
+        })
+        .unzip();
+    if values.is_empty() {
+        return None;
+    }
+    let note = seeds_note(values.iter().flatten().copied());
+    Some(HBars {
+        title: format!("{}: noise-token AUROC of the token scores", experiment.name),
+        x_label: "AUROC of 1 − score against the injected-noise mask, last epoch".into(),
+        categories,
+        series: vec![BarSeries {
+            name: "noise-token AUROC".into(),
+            values,
+        }],
+        x_max: Some(1.0),
+        reference: Some((0.5, "chance (0.5)".into())),
+        note: format!("{note}; variants whose masking does not score tokens are left out"),
+    })
+}
+
+fn training_curves(experiment: &StoredExperiment, stats: &Stats, dataset: Option<&str>) -> Option<Curves> {
+    let panel = |title: String, y_label: &str, dataset: &str, metric: &str| Panel {
+        title,
+        y_label: y_label.to_string(),
+        lines: experiment
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Line {
+                color: i,
+                points: stats
+                    .curve(v, dataset, metric)
+                    .into_iter()
+                    .map(|(e, s)| (e as f64, s.mean, s.std))
+                    .collect(),
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect(),
+    };
+    let mut panels = vec![panel(
+        "Training loss".into(),
+        "loss (mean per epoch)",
+        TRAIN,
+        "loss",
+    )];
+    if let Some(d) = dataset {
+        panels.push(panel(format!("R@1 on {d}"), "R@1 (%)", d, "R1"));
+    }
+    panels.retain(|p| !p.lines.is_empty());
+    let names = categories(experiment);
+    let legend = (0..names.len())
+        .filter(|&i| panels.iter().any(|p| p.lines.iter().any(|l| l.color == i)))
+        .map(|i| (i, names[i].clone()))
+        .collect();
+    (!panels.is_empty()).then(|| Curves {
+        title: format!(
+            "{}: mean over seeds per epoch, band ±1 sample std",
+            experiment.name
+        ),
+        panels,
+        legend,
+    })
+}

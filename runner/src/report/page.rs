@@ -1,0 +1,119 @@
+//! The report's `README.md`: what was compared and how, the tables, the charts, and the
+//! state of every run — so a reader sees what is missing before trusting a number.
+
+use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
+
+use super::charts::Drawn;
+use super::store::{RunState, StoredExperiment};
+use super::text_table::TextTable;
+
+pub fn render(
+    experiment: &StoredExperiment,
+    results: &TextTable,
+    ablation: Option<&TextTable>,
+    charts: &[Drawn],
+) -> String {
+    let mut s = format!("# {}\n\n", experiment.name);
+    if let Some(d) = &experiment.description {
+        writeln!(s, "{d}\n").unwrap();
+    }
+    if let Some(spec) = &experiment.spec {
+        writeln!(s, "Spec: `{}`. ", spec.display()).unwrap();
+    }
+    let seeds: Vec<u64> = {
+        let mut v: Vec<u64> = experiment.runs.iter().map(|r| r.seed).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let done = experiment.done().count();
+    writeln!(
+        s,
+        "{} variant(s) × seeds {:?}: {done} of {} runs finished. Rebuild this page with \
+         `gadms-run report {}`.\n",
+        experiment.variants.len(),
+        seeds,
+        experiment.runs.len(),
+        tidy(&experiment.dir).display()
+    )
+    .unwrap();
+
+    s += "## Results\n\n";
+    writeln!(s, "{}\n", results.caption).unwrap();
+    s += &results.to_markdown();
+    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch. \
+          Error terms are the sample standard deviation (n − 1 in the denominator) over the \
+          n finished seeds of a variant; with one seed there is none. Runs that did not \
+          finish are not counted (see *Runs*). Tables: `results.csv`, `results.parquet`, \
+          `results.tex` (booktabs); per-epoch values of every run: `curves.csv`, \
+          `curves.parquet`.\n\n";
+
+    if let Some(a) = ablation {
+        s += "## What varies\n\n";
+        writeln!(s, "{}\n", a.caption).unwrap();
+        s += &a.to_markdown();
+        s += "\nAlso as `ablation.tex`.\n\n";
+    }
+
+    if !charts.is_empty() {
+        s += "## Charts\n\n";
+        for c in charts {
+            writeln!(
+                s,
+                "### {}\n\n![{}]({}.png)\n\n(SVG: `{}.svg`)\n",
+                c.title, c.title, c.stem, c.stem
+            )
+            .unwrap();
+        }
+    }
+
+    s += "## Runs\n\n| variant | seed | config hash | state | note |\n| :-- | --: | :-- | :-- | :-- |\n";
+    for r in &experiment.runs {
+        let note = match &r.state {
+            RunState::Failed(e) => e.replace('|', "\\|").replace('\n', " "),
+            RunState::Missing => "no result in the store; `gadms-run run SPEC` trains it".into(),
+            RunState::Running => "started, not finished (or interrupted; a rerun resumes it)".into(),
+            RunState::Pending => "not started".into(),
+            RunState::Done => String::new(),
+        };
+        writeln!(
+            s,
+            "| {} | {} | `{}` | {} | {note} |",
+            r.variant.replace('|', "\\|"),
+            r.seed,
+            r.hash.as_deref().unwrap_or("?"),
+            r.state.label()
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// `a/b/../../c` → `c`: the path as a reader would type it (no file system access, so
+/// links are not resolved).
+fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_drops_dot_segments_it_can() {
+        let t = |p: &str| super::tidy(std::path::Path::new(p)).display().to_string();
+        assert_eq!(t("experiments/quickstart/../../reports/x"), "reports/x");
+        assert_eq!(t("./a/./b"), "a/b");
+        assert_eq!(t("../a/../../b"), "../../b");
+        assert_eq!(t("/r/../s"), "/s");
+    }
+}

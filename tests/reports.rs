@@ -1,0 +1,245 @@
+//! `gadms-run report` on a hand-made run store (tests/fixtures/report/store): three
+//! finished variants, one of them with a failed seed, and a variant with a missing and a
+//! running seed. Tables must equal the golden files in tests/fixtures/report/expected
+//! (`GADMS_BLESS=1` rewrites them after a deliberate change; review the diff), charts must
+//! exist in both formats and show something.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+#[path = "common/cli.rs"]
+mod cli;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/report")
+}
+
+/// A copy of the fixture store, so the report writes into scratch space.
+fn store(name: &str) -> PathBuf {
+    let dir = cli::scratch(&format!("report-{name}"));
+    for entry in walkdir::WalkDir::new(fixtures().join("store")) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(fixtures().join("store")).unwrap();
+        let to = dir.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    dir
+}
+
+fn report(dir: &Path) -> String {
+    let (out, text) = cli::gadms_run([Path::new("report"), dir]);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn tables_match_the_golden_files() {
+    let dir = store("golden");
+    let text = report(&dir);
+    assert!(text.contains("3 run(s) without a finished result"), "{text}");
+    let bless = std::env::var_os("GADMS_BLESS").is_some();
+    for file in [
+        "results.csv",
+        "results.md",
+        "results.tex",
+        "ablation.md",
+        "ablation.tex",
+        "runs.csv",
+    ] {
+        let got = std::fs::read_to_string(dir.join(file)).unwrap();
+        let golden = fixtures().join("expected").join(file);
+        if bless {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap();
+        assert_eq!(got, want, "{file} differs from {}", golden.display());
+    }
+    // The Parquet file holds the same table as the CSV.
+    let parquet = ParquetReader::new(std::fs::File::open(dir.join("results.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(parquet.height(), csv.lines().count() - 1);
+    assert_eq!(
+        parquet
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        csv.lines().next().unwrap()
+    );
+    let r1 = parquet.column("R1_mean").unwrap().f64().unwrap();
+    assert_eq!(r1.get(1), Some(15.5));
+    assert_eq!(r1.get(3), None, "a variant without a finished run has no mean");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_curves_are_a_long_table_of_every_finished_run() {
+    let dir = store("curves");
+    report(&dir);
+    let csv = std::fs::read_to_string(dir.join("curves.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("variant,seed,epoch,dataset,metric,value"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // Failed and running runs are left out.
+    assert!(rows
+        .iter()
+        .all(|r| !(r[0] == "scored" && r[1] == "2") && r[0] != "late"));
+    // The epoch loss is the mean of the epoch's log records: (2.6 + 0.6 + 2.4 + 0.6) / 2.
+    assert!(
+        rows.iter().any(|r| r[..5] == ["plain", "1", "1", "train", "loss"]
+            && (r[5].parse::<f64>().unwrap() - 3.1).abs() < 1e-9),
+        "{csv}"
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r[..5] == ["scored", "1", "2", "train", "noise AUROC"]));
+    assert!(rows
+        .iter()
+        .any(|r| r[..5] == ["masked_50%", "2", "0", "toy", "mINP"]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_latex_tables_are_balanced_and_escaped() {
+    let dir = store("latex");
+    report(&dir);
+    for file in ["results.tex", "ablation.tex"] {
+        let tex = std::fs::read_to_string(dir.join(file)).unwrap();
+        for env in ["table", "tabular"] {
+            assert_eq!(tex.matches(&format!("\\begin{{{env}}}")).count(), 1, "{file}");
+            assert_eq!(tex.matches(&format!("\\end{{{env}}}")).count(), 1, "{file}");
+        }
+        for rule in ["\\toprule", "\\midrule", "\\bottomrule"] {
+            assert_eq!(tex.matches(rule).count(), 1, "{file}: {rule}");
+        }
+        assert_eq!(
+            tex.matches('{').count(),
+            tex.matches('}').count(),
+            "{file}: braces"
+        );
+        // The variant `masked_50%` must not start a subscript or a comment.
+        assert!(tex.contains("masked\\_50\\%"), "{file}: {tex}");
+        let body = tex.lines().filter(|l| !l.starts_with('%'));
+        for line in body {
+            let unescaped = line
+                .match_indices(['_', '%'])
+                .any(|(i, _)| !line[..i].ends_with('\\'));
+            assert!(!unescaped, "{file}: unescaped `_` or `%` in {line}");
+        }
+        // Every row has as many cells as the column specification.
+        let columns = tex
+            .split("\\begin{tabular}{")
+            .nth(1)
+            .and_then(|t| t.split('}').next())
+            .unwrap()
+            .len();
+        for row in tex.lines().filter(|l| l.trim_end().ends_with("\\\\")) {
+            assert_eq!(row.matches(" & ").count() + 1, columns, "{file}: {row}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn every_chart_is_drawn_as_svg_and_png_and_shows_something() {
+    let dir = store("charts");
+    report(&dir);
+    let charts = ["retrieval-toy", "curves", "noise-auroc", "token-scores-scored"];
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    for name in charts {
+        let png = image::open(dir.join(format!("charts/{name}.png")))
+            .unwrap_or_else(|e| panic!("{name}.png: {e}"))
+            .to_rgb8();
+        let pixels = png.pixels().count();
+        let inked = png.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        let mut colours: Vec<[u8; 3]> = png.pixels().map(|p| p.0).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(
+            png.width() >= 1000 && png.height() >= 200,
+            "{name}: {:?}",
+            png.dimensions()
+        );
+        assert!(
+            inked * 50 > pixels,
+            "{name}: only {inked} of {pixels} pixels drawn"
+        );
+        assert!(colours.len() > 20, "{name}: {} colours", colours.len());
+        let svg = std::fs::read_to_string(dir.join(format!("charts/{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.len() > 2000, "{name}.svg");
+        assert!(
+            readme.contains(&format!("(charts/{name}.png)")),
+            "README embeds {name}"
+        );
+    }
+    // Bars and legends name what they show; the scorer-less baseline has no AUROC bar.
+    let bars = std::fs::read_to_string(dir.join("charts/retrieval-toy.svg")).unwrap();
+    for label in [
+        "plain (baseline)",
+        "masked_50%",
+        "scored",
+        "late",
+        "R@1",
+        "mAP",
+        "no finished run",
+    ] {
+        assert!(bars.contains(label), "retrieval chart lacks `{label}`");
+    }
+    let auroc = std::fs::read_to_string(dir.join("charts/noise-auroc.svg")).unwrap();
+    assert!(auroc.contains("scored") && !auroc.contains("plain") && auroc.contains("chance (0.5)"));
+    let tokens = std::fs::read_to_string(dir.join("charts/token-scores-scored.svg")).unwrap();
+    for token in ["woman", "click", "backpack", "masked for MTP", "injected noise"] {
+        assert!(tokens.contains(token), "token chart lacks `{token}`");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn partial_results_are_reported_not_fatal() {
+    let dir = store("partial");
+    // Only the failed run and the running one remain; nothing has finished.
+    for gone in ["plain", "masked_50%"] {
+        std::fs::remove_dir_all(dir.join("runs").join(gone)).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join("runs/scored/seed-1")).unwrap();
+    let text = report(&dir);
+    assert!(text.contains("8 run(s) without a finished result"), "{text}");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("0 of 8 runs finished"), "{readme}");
+    assert!(
+        readme.contains("| scored | 2 | `c2c2c2c2c2c2c2c2` | failed | epoch 2, step 3"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("| plain | 1 | `a1a1a1a1a1a1a1a1` | missing |"),
+        "{readme}"
+    );
+    assert!(readme.contains("| late | — | 0 | — |"), "{readme}");
+
+    // A store without an index (written by hand) is read from its folders.
+    std::fs::remove_file(dir.join("experiment.json")).unwrap();
+    let text = report(&dir);
+    assert!(text.contains("2 run(s) without a finished result"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_folder_that_is_no_store_is_named_in_the_error() {
+    let dir = cli::scratch("report-empty");
+    let (out, text) = cli::gadms_run([Path::new("report"), &dir]);
+    assert!(!out.status.success());
+    assert!(
+        text.contains(&dir.display().to_string()) && text.contains("no run store here"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
