@@ -8,9 +8,10 @@
 //! `csrc/cuda_memory.cpp` (the CUDA caching allocator's peak) and `csrc/nccl.cpp` (NCCL,
 //! opened at run time, on torch's current stream).
 //!
-//! `csrc/gloo.cpp` wraps Gloo for CPU collectives. It is built against libgloo-dev where its
-//! headers are found, and as stubs that say how to get it where they are not, so a machine
-//! without Gloo still builds and runs everything but multi-process training.
+//! `csrc/gloo.cpp` wraps Gloo for CPU collectives. Where libgloo-dev's headers are found it is
+//! built into a shared library of its own that `gadms-run` loads on first use, so the binary
+//! never needs libgloo; a machine without Gloo builds and runs everything but multi-process
+//! CPU training, which then says how to get it.
 
 use std::path::{Path, PathBuf};
 
@@ -47,8 +48,10 @@ fn main() {
     println!("cargo:rustc-env=GADMS_NCCL_FALLBACK={}", nccl.display());
 }
 
-/// Compiles `csrc/gloo.cpp`, against Gloo when its headers are in `GLOO_INCLUDE_DIR`,
-/// `/usr/include` or `/usr/local/include`. Without them the build watches for them to
+/// Builds `csrc/gloo.cpp` into `libgadms_gloo.so`, linked against Gloo, when its headers are
+/// in `GLOO_INCLUDE_DIR`, `/usr/include` or `/usr/local/include`, and tells the crate where
+/// it is (`GADMS_GLOO_SHIM`); `gadms-run` loads it only for multi-process CPU training, so
+/// the binary itself never needs libgloo. Without the headers the build watches for them to
 /// appear, so that installing libgloo-dev and building again picks Gloo up.
 fn build_gloo() {
     println!("cargo:rerun-if-changed=csrc/gloo.cpp");
@@ -56,37 +59,38 @@ fn build_gloo() {
     let candidates: Vec<PathBuf> = std::env::var_os("GLOO_INCLUDE_DIR")
         .map(|d| vec![PathBuf::from(d)])
         .unwrap_or_else(|| vec!["/usr/include".into(), "/usr/local/include".into()]);
-    let found = candidates.iter().find(|d| d.join("gloo/config.h").exists());
+    for d in &candidates {
+        println!("cargo:rerun-if-changed={}", d.join("gloo/config.h").display());
+    }
+    let Some(include) = candidates.iter().find(|d| d.join("gloo/config.h").exists()) else {
+        return;
+    };
     let mut build = cc::Build::new();
     build
         .cpp(true)
+        .pic(true)
         .file("csrc/gloo.cpp")
         .flag("-std=c++17")
-        .warnings(false);
-    match found {
-        Some(include) => {
-            println!(
-                "cargo:rerun-if-changed={}",
-                include.join("gloo/config.h").display()
-            );
-            build
-                .include(include)
-                .define("GADMS_HAVE_GLOO", None)
-                .define("HIREDIS_NESTED_INCLUDE", None);
-        }
-        None => {
-            for d in &candidates {
-                println!("cargo:rerun-if-changed={}", d.join("gloo/config.h").display());
-            }
-        }
-    }
-    build.compile("gadms_gloo");
-    if let Some(include) = found {
-        let lib = include
-            .parent()
-            .expect("an include folder has a parent")
-            .join("lib");
-        println!("cargo:rustc-link-search=native={}", lib.display());
-        println!("cargo:rustc-link-lib=gloo");
-    }
+        .warnings(false)
+        .include(include)
+        .define("HIREDIS_NESTED_INCLUDE", None);
+    let objects = build.compile_intermediates();
+    let lib_dir = include
+        .parent()
+        .expect("an include folder has a parent")
+        .join("lib");
+    let shim = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("libgadms_gloo.so");
+    let status = build
+        .get_compiler()
+        .to_command()
+        .arg("-shared")
+        .arg("-o")
+        .arg(&shim)
+        .args(&objects)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lgloo")
+        .status()
+        .expect("the C++ compiler runs");
+    assert!(status.success(), "linking {} failed", shim.display());
+    println!("cargo:rustc-env=GADMS_GLOO_SHIM={}", shim.display());
 }

@@ -3,8 +3,8 @@
 // TCP context, and all-reduce (sum), all-gather, broadcast and barrier on host memory.
 //
 // Every function catches every C++ exception and reports it as -1 with the message copied
-// into `err`, so none crosses into Rust. Built without Gloo's headers (no libgloo-dev),
-// every function, `gadms_gloo_available` first, fails with a message that says how to get it.
+// into `err`, so none crosses into Rust. runner/build.rs builds this file into its own shared
+// library, linked against libgloo, which gadms-run loads on first use (src/dist/gloo.rs).
 
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,6 @@
 #include <cstring>
 #include <string>
 
-#ifdef GADMS_HAVE_GLOO
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -29,7 +28,6 @@
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/redis_store.h>
 #include <gloo/transport/tcp/device.h>
-#endif
 
 namespace {
 
@@ -41,8 +39,6 @@ int fail(char* err, size_t len, const char* message) {
 }
 
 }  // namespace
-
-#ifdef GADMS_HAVE_GLOO
 
 struct gadms_gloo_store {
   std::shared_ptr<gloo::rendezvous::Store> store;
@@ -83,9 +79,6 @@ void allreduce_sum(const std::shared_ptr<gloo::Context>& context, void* data, si
 }  // namespace
 
 extern "C" {
-
-// 0: this build has Gloo.
-int gadms_gloo_available(char*, size_t) { return 0; }
 
 // A store in the folder `path` (created by the caller), shared by every rank.
 int gadms_gloo_file_store(const char* path, gadms_gloo_store** out, char* err, size_t len) {
@@ -227,69 +220,3 @@ int gadms_gloo_barrier(gadms_gloo_context* context, int64_t timeout_ms, char* er
   });
 }
 }
-
-#else  // no Gloo headers at build time
-
-struct gadms_gloo_store;
-struct gadms_gloo_context;
-
-namespace {
-const char* const kNoGloo =
-    "this build has no Gloo: install libgloo-dev (`apt-get install libgloo-dev`, or `make "
-    "build`, which does) and rebuild gadms-run";
-}
-
-extern "C" {
-
-int gadms_gloo_available(char* err, size_t len) { return fail(err, len, kNoGloo); }
-
-int gadms_gloo_file_store(const char*, gadms_gloo_store**, char* err, size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-int gadms_gloo_redis_store(const char*, int, gadms_gloo_store**, char* err, size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-void gadms_gloo_store_free(gadms_gloo_store*) {}
-
-int gadms_gloo_store_set(gadms_gloo_store*, const char*, const char*, size_t, char* err,
-                         size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-int gadms_gloo_store_get(gadms_gloo_store*, const char*, int64_t, char**, size_t*, char* err,
-                         size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-void gadms_gloo_free(char*) {}
-
-int gadms_gloo_connect(gadms_gloo_store*, int, int, const char*, const char*, int64_t,
-                       gadms_gloo_context**, char* err, size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-void gadms_gloo_context_free(gadms_gloo_context*) {}
-
-int gadms_gloo_allreduce_sum(gadms_gloo_context*, void*, size_t, int, int64_t, char* err,
-                             size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-int gadms_gloo_allgather(gadms_gloo_context*, const void*, void*, size_t, int64_t, char* err,
-                         size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-int gadms_gloo_broadcast(gadms_gloo_context*, void*, size_t, int, int64_t, char* err,
-                         size_t len) {
-  return fail(err, len, kNoGloo);
-}
-
-int gadms_gloo_barrier(gadms_gloo_context*, int64_t, char* err, size_t len) {
-  return fail(err, len, kNoGloo);
-}
-}
-
-#endif

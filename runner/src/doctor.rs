@@ -47,6 +47,10 @@ pub fn report(plugins: &PluginSet) -> String {
         cores()
     )
     .unwrap();
+    match crate::dist::gloo_availability() {
+        Ok(()) => writeln!(s, "Gloo (training across CPU processes): available").unwrap(),
+        Err(why) => writeln!(s, "Gloo (training across CPU processes): {why}").unwrap(),
+    }
     writeln!(s, "plugin search path:").unwrap();
     for d in &plugins.search_path {
         writeln!(

@@ -1,7 +1,7 @@
 //! The Gloo engine: collectives on CPU tensors over TCP, and the rendezvous store (a shared
 //! folder or a Redis server) that every engine meets through. `csrc/gloo.cpp` holds the C
-//! side; a build without libgloo-dev has stubs there, and opening a store then says how to
-//! get Gloo.
+//! side, built into `libgadms_gloo.so` and loaded on first use; a build without libgloo-dev
+//! has no shim, and opening a store then says how to get Gloo.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::time::Duration;
@@ -21,80 +21,82 @@ struct RawContext {
     _opaque: [u8; 0],
 }
 
-extern "C" {
-    fn gadms_gloo_available(err: *mut c_char, len: usize) -> c_int;
-    fn gadms_gloo_file_store(
-        path: *const c_char,
-        out: *mut *mut RawStore,
-        err: *mut c_char,
-        len: usize,
+/// The shim's C functions, loaded from `libgadms_gloo.so` (built from `csrc/gloo.cpp` when
+/// libgloo-dev is present). Loading it at run time, not linking it, keeps `gadms-run` free
+/// of a libgloo dependency: the binary runs where Gloo is not installed (a GPU box, a user's
+/// machine), and only multi-process CPU training asks for it.
+macro_rules! shim_api {
+    ($($field:ident = $symbol:literal : fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        struct Api {
+            $($field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+            /// Keeps the functions above mapped.
+            _library: libloading::Library,
+        }
+
+        impl Api {
+            fn load(path: &str) -> Result<Self, String> {
+                use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+                // libtorch carries its own copy of Gloo and exports it; the shim and the
+                // system's libgloo must bind to each other, not to torch's copy of another
+                // version, so they are opened with their own symbols first (glibc's
+                // RTLD_DEEPBIND).
+                const RTLD_DEEPBIND: std::ffi::c_int = 0x0008;
+                // SAFETY: the shim has no initialisers beyond its C++ runtime's.
+                let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) }
+                    .map(libloading::Library::from)
+                    .map_err(|e| {
+                    format!(
+                        "cannot load the Gloo shim {path}: {e}; install libgloo0 \
+                         (`apt-get install libgloo-dev`, which `make build` does)"
+                    )
+                })?;
+                Ok(Self {
+                    // SAFETY: each symbol has the signature declared here (csrc/gloo.cpp).
+                    $($field: *unsafe { library.get($symbol) }
+                        .map_err(|e| format!("the Gloo shim {path} lacks a function: {e}"))?,)*
+                    _library: library,
+                })
+            }
+        }
+    };
+}
+
+shim_api! {
+    file_store = b"gadms_gloo_file_store": fn(*const c_char, *mut *mut RawStore, *mut c_char, usize) -> c_int;
+    redis_store = b"gadms_gloo_redis_store":
+        fn(*const c_char, c_int, *mut *mut RawStore, *mut c_char, usize) -> c_int;
+    store_free = b"gadms_gloo_store_free": fn(*mut RawStore);
+    store_set = b"gadms_gloo_store_set":
+        fn(*mut RawStore, *const c_char, *const c_char, usize, *mut c_char, usize) -> c_int;
+    store_get = b"gadms_gloo_store_get":
+        fn(*mut RawStore, *const c_char, i64, *mut *mut c_char, *mut usize, *mut c_char, usize) -> c_int;
+    free = b"gadms_gloo_free": fn(*mut c_char);
+    connect = b"gadms_gloo_connect": fn(
+        *mut RawStore, c_int, c_int, *const c_char, *const c_char, i64, *mut *mut RawContext, *mut c_char, usize
     ) -> c_int;
-    fn gadms_gloo_redis_store(
-        host: *const c_char,
-        port: c_int,
-        out: *mut *mut RawStore,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_store_free(store: *mut RawStore);
-    fn gadms_gloo_store_set(
-        store: *mut RawStore,
-        key: *const c_char,
-        data: *const c_char,
-        size: usize,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_store_get(
-        store: *mut RawStore,
-        key: *const c_char,
-        timeout_ms: i64,
-        data: *mut *mut c_char,
-        size: *mut usize,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_free(data: *mut c_char);
-    fn gadms_gloo_connect(
-        store: *mut RawStore,
-        rank: c_int,
-        size: c_int,
-        hostname: *const c_char,
-        iface: *const c_char,
-        timeout_ms: i64,
-        out: *mut *mut RawContext,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_context_free(context: *mut RawContext);
-    fn gadms_gloo_allreduce_sum(
-        context: *mut RawContext,
-        data: *mut c_void,
-        count: usize,
-        dtype: c_int,
-        timeout_ms: i64,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_allgather(
-        context: *mut RawContext,
-        input: *const c_void,
-        output: *mut c_void,
-        bytes: usize,
-        timeout_ms: i64,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_broadcast(
-        context: *mut RawContext,
-        data: *mut c_void,
-        bytes: usize,
-        root: c_int,
-        timeout_ms: i64,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
-    fn gadms_gloo_barrier(context: *mut RawContext, timeout_ms: i64, err: *mut c_char, len: usize) -> c_int;
+    context_free = b"gadms_gloo_context_free": fn(*mut RawContext);
+    allreduce_sum = b"gadms_gloo_allreduce_sum":
+        fn(*mut RawContext, *mut c_void, usize, c_int, i64, *mut c_char, usize) -> c_int;
+    allgather = b"gadms_gloo_allgather":
+        fn(*mut RawContext, *const c_void, *mut c_void, usize, i64, *mut c_char, usize) -> c_int;
+    broadcast = b"gadms_gloo_broadcast":
+        fn(*mut RawContext, *mut c_void, usize, c_int, i64, *mut c_char, usize) -> c_int;
+    barrier = b"gadms_gloo_barrier": fn(*mut RawContext, i64, *mut c_char, usize) -> c_int;
+}
+
+/// The loaded shim, or why there is none.
+fn api() -> Result<&'static Api, String> {
+    static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new();
+    API.get_or_init(|| match option_env!("GADMS_GLOO_SHIM") {
+        Some(path) if !path.is_empty() => Api::load(path),
+        _ => Err(
+            "this build has no Gloo: install libgloo-dev (`apt-get install libgloo-dev`, or \
+                  `make build`, which does) and rebuild gadms-run"
+                .to_string(),
+        ),
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// Calls a shim function with an error buffer: its non-negative return code, or its message.
@@ -118,44 +120,44 @@ pub(super) fn millis(timeout: Duration) -> i64 {
     i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Whether this build has Gloo, and if not, what to do about it.
+/// Whether Gloo can be used here (its shim loads), and if not, what to do about it.
 pub fn availability() -> Result<(), String> {
-    // SAFETY: only writes a message into the buffer.
-    call(|err, len| unsafe { gadms_gloo_available(err, len) }).map(|_| ())
+    api().map(|_| ())
 }
 
 /// A rendezvous store: keys every rank can set and wait for.
 pub struct Store {
     raw: *mut RawStore,
+    api: &'static Api,
 }
 
 impl Store {
     pub fn open(address: &StoreAddress) -> Result<Self, String> {
-        availability()?;
+        let api = api()?;
         let mut raw = std::ptr::null_mut();
         match address {
             StoreAddress::Folder(path) => {
                 std::fs::create_dir_all(path).map_err(|e| format!("cannot create the folder: {e}"))?;
                 let path = c_string(&path.to_string_lossy())?;
                 // SAFETY: valid C string and out-pointer; the shim catches every exception.
-                call(|err, len| unsafe { gadms_gloo_file_store(path.as_ptr(), &mut raw, err, len) })?;
+                call(|err, len| unsafe { (api.file_store)(path.as_ptr(), &mut raw, err, len) })?;
             }
             StoreAddress::Redis { host, port } => {
                 let host = c_string(host)?;
                 // SAFETY: as above.
                 call(|err, len| unsafe {
-                    gadms_gloo_redis_store(host.as_ptr(), c_int::from(*port), &mut raw, err, len)
+                    (api.redis_store)(host.as_ptr(), c_int::from(*port), &mut raw, err, len)
                 })?;
             }
         }
-        Ok(Self { raw })
+        Ok(Self { raw, api })
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         let key = c_string(key)?;
         // SAFETY: `value` outlives the call, which copies it.
         call(|err, len| unsafe {
-            gadms_gloo_store_set(
+            (self.api.store_set)(
                 self.raw,
                 key.as_ptr(),
                 value.as_ptr().cast(),
@@ -175,7 +177,7 @@ impl Store {
         let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
         // SAFETY: valid pointers; on success the shim hands over a malloc'd buffer.
         let rc = call(|err, len| unsafe {
-            gadms_gloo_store_get(
+            (self.api.store_get)(
                 self.raw,
                 key.as_ptr(),
                 millis(timeout),
@@ -191,7 +193,7 @@ impl Store {
         // SAFETY: `data` holds `size` bytes from the shim, freed right after the copy.
         let value = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size).to_vec() };
         // SAFETY: the buffer came from the shim's allocator.
-        unsafe { gadms_gloo_free(data) };
+        unsafe { (self.api.free)(data) };
         Ok(Some(value))
     }
 
@@ -203,7 +205,7 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         // SAFETY: created by the shim, freed once.
-        unsafe { gadms_gloo_store_free(self.raw) }
+        unsafe { (self.api.store_free)(self.raw) }
     }
 }
 
@@ -219,6 +221,7 @@ pub enum Endpoint {
 /// Collectives on CPU tensors among the ranks of one rendezvous.
 pub struct Gloo {
     raw: *mut RawContext,
+    api: &'static Api,
     rank: usize,
     world: usize,
     /// How long one collective may take.
@@ -241,7 +244,7 @@ impl Gloo {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid store, strings and out-pointer; the shim catches every exception.
         call(|err, len| unsafe {
-            gadms_gloo_connect(
+            (store.api.connect)(
                 store.raw(),
                 rank as c_int,
                 world as c_int,
@@ -255,6 +258,7 @@ impl Gloo {
         })?;
         Ok(Self {
             raw,
+            api: store.api,
             rank,
             world,
             timeout,
@@ -286,7 +290,7 @@ impl Gloo {
 impl Drop for Gloo {
     fn drop(&mut self) {
         // SAFETY: created by the shim, freed once.
-        unsafe { gadms_gloo_context_free(self.raw) }
+        unsafe { (self.api.context_free)(self.raw) }
     }
 }
 
@@ -323,7 +327,7 @@ impl Collective for Gloo {
         })?;
         // SAFETY: a contiguous CPU buffer of `numel` elements of the coded type.
         call(|err, len| unsafe {
-            gadms_gloo_allreduce_sum(
+            (self.api.allreduce_sum)(
                 self.raw,
                 tensor.data_ptr(),
                 tensor.numel(),
@@ -345,7 +349,7 @@ impl Collective for Gloo {
         let output = Tensor::empty(&shape[..], (input.kind(), Device::Cpu));
         // SAFETY: `output` holds `world` times the bytes of `input`.
         call(|err, len| unsafe {
-            gadms_gloo_allgather(
+            (self.api.allgather)(
                 self.raw,
                 input.data_ptr(),
                 output.data_ptr(),
@@ -363,7 +367,7 @@ impl Collective for Gloo {
         self.host(tensor)?;
         // SAFETY: a contiguous CPU buffer of `bytes` bytes.
         call(|err, len| unsafe {
-            gadms_gloo_broadcast(
+            (self.api.broadcast)(
                 self.raw,
                 tensor.data_ptr(),
                 bytes(tensor),
@@ -379,7 +383,7 @@ impl Collective for Gloo {
 
     fn barrier(&self, timeout: Duration) -> Result<(), DistError> {
         // SAFETY: a connected context.
-        call(|err, len| unsafe { gadms_gloo_barrier(self.raw, millis(timeout), err, len) })
+        call(|err, len| unsafe { (self.api.barrier)(self.raw, millis(timeout), err, len) })
             .map(|_| ())
             .map_err(self.failed("barrier"))
     }

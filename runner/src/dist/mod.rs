@@ -12,6 +12,7 @@
 pub mod buckets;
 mod collective;
 mod gloo;
+pub use gloo::availability as gloo_availability;
 mod group;
 pub mod launch;
 mod nccl;
