@@ -13,7 +13,9 @@
 #      384×128, batch 128, bf16 autocast, 80 steps, and the same step without the score;
 #   5. the PyTorch-eager baseline of the step (benches/pytorch_step.py, the authors' way),
 #      and PyTorch running gadms's algorithm, same shapes, batch and precision;
-#   6. a summary (benches/gpu_summary.py): samples/s, median step time, peak GPU memory,
+#   6. the distributed path: benches/nccl-check.toml trained by one process and by a group of
+#      one rank (NCCL for the tensors, Gloo for control), which must log the same losses;
+#   7. a summary (benches/gpu_summary.py): samples/s, median step time, peak GPU memory,
 #      TFLOP/s and MFU, the ratio to the baseline, the score's share, whether the step
 #      waited for data, and the issue's goals (≥ 1.3× the baseline, ≥ 35 % MFU).
 #
@@ -63,6 +65,12 @@ torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch
 }
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export GADMS_PLUGIN_PATH=$bin
+# A package carries the Gloo shim and libgloo with its libraries (the GPU machine has no
+# libgloo), for step 6's group of one.
+if [[ -f $here/lib/libgadms_gloo.so ]]; then
+  export GADMS_GLOO_SHIM=$here/lib/libgadms_gloo.so
+  export LD_LIBRARY_PATH=$here/lib:$LD_LIBRARY_PATH
+fi
 
 # The sizes: the benchmark itself, or a CPU smoke test of every step with the tiny model.
 if [[ $device == cpu ]]; then
@@ -78,7 +86,7 @@ else
   matmul=8192
 fi
 
-say "1/6 doctor"
+say "1/7 doctor"
 "$bin/gadms-run" doctor 2>&1 | tee -a "$log" || fail doctor "gadms-run doctor did not run (see $log)"
 if [[ $device != cpu ]] && ! grep -q "CUDA available: true" "$log"; then
   fail doctor "libtorch sees no CUDA device: check nvidia-smi, and that $py -c 'import torch; print(torch.cuda.is_available())' prints True"
@@ -86,7 +94,7 @@ if [[ $device != cpu ]] && ! grep -q "CUDA available: true" "$log"; then
 fi
 "$py" -c 'import torch; print("python torch", torch.__version__)' | tee -a "$log"
 
-say "2/6 golden parity on $device (float32), and the GPU memory probe"
+say "2/7 golden parity on $device (float32), and the GPU memory probe"
 # The library's unit tests only for the probe: the others read the repository's files.
 for t in model_parity step_parity "gadms-lib train::memory"; do
   read -r name filter <<<"$t"
@@ -100,11 +108,11 @@ for t in model_parity step_parity "gadms-lib train::memory"; do
 done
 tail -n 3 "$out/parity.log" | tee -a "$log"
 
-say "3/6 bf16 matrix-multiply peak (${matmul}³)"
+say "3/7 bf16 matrix-multiply peak (${matmul}³)"
 "$py" "$here/pytorch_step.py" --matmul-peak "$matmul" --device "$device" | tee "$work/peak.json" | tee -a "$log" ||
   fail peak "matrix-multiply timing"
 
-say "4/6 gadms-run: $(basename "$spec")"
+say "4/7 gadms-run: $(basename "$spec")"
 smi=
 if [[ $device != cpu ]] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu,clocks.sm --format=csv,nounits -lms 250 >"$out/smi.csv" 2>/dev/null &
@@ -120,13 +128,35 @@ for v in "$runs"/*/; do
   cp "$v/seed-0/metrics.jsonl" "$out/metrics-$(basename "$v").jsonl" 2>/dev/null
 done
 
-say "5/6 PyTorch eager on the same card"
+say "5/7 PyTorch eager on the same card"
 for algorithm in reference gadms; do
   "$py" "$here/pytorch_step.py" "${baseline[@]}" --algorithm "$algorithm" --json "$work/pytorch-$algorithm.json" 2>&1 |
     tee -a "$log" || fail baseline "pytorch_step.py --algorithm $algorithm"
 done
 
-say "6/6 summary"
+say "6/7 the distributed path: a group of one rank on $device against one process (float32)"
+# On CUDA the group's tensors go through NCCL and its control traffic through Gloo; both
+# must leave the run unchanged.
+check=$here/nccl-check.toml
+[[ -f $check ]] || check=$here/../benches/nccl-check.toml
+"$bin/gadms-run" run "$check" --force --set experiment.output="$work/nccl/one" --set train.device="$device" \
+  >>"$out/nccl.log" 2>&1 || fail nccl "the one-process run (see nccl.log)"
+WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 GADMS_STORE=$(mktemp -d "$work/store.XXXXXX") \
+  "$bin/gadms-run" run "$check" --force --set experiment.output="$work/nccl/group" --set train.device="$device" \
+  >>"$out/nccl.log" 2>&1 || fail nccl "the group of one (see nccl.log)"
+"$py" - "$work/nccl" <<'PY' 2>&1 | tee -a "$log" "$out/nccl.log" || fail nccl "the group's losses differ (see nccl.log)"
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+def losses(kind):
+    log = root / kind / "nccl-check/runs/ga-dms/seed-0/metrics.jsonl"
+    return [r["loss"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "train"]
+one, group = losses("one"), losses("group")
+worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(one, group))
+print(f"{len(one)} steps; largest relative loss difference, group of one vs one process: {worst:.2e}")
+sys.exit(0 if len(one) == len(group) > 0 and worst < 1e-5 else 1)
+PY
+
+say "7/7 summary"
 summary=(--runs "$runs" --peak "$work/peak.json" --out "$out"
   --pytorch "$work/pytorch-reference.json" "$work/pytorch-gadms.json")
 ((${#failed[@]})) && summary+=(--failed "${failed[@]}")

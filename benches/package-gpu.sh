@@ -44,7 +44,18 @@ for t in gadms-lib model_parity step_parity; do
 done
 # model_parity and step_parity read these three.
 cp "$golden"/{manifest.json,model.safetensors,model_io.safetensors} "$dest/golden/"
-cp benches/{gpu.sh,gpu_summary.py,pytorch_step.py,gpu-pretrain.toml} "$dest/"
+cp benches/{gpu.sh,gpu_summary.py,pytorch_step.py,gpu-pretrain.toml,nccl-check.toml} "$dest/"
+# The Gloo shim and libgloo with the libraries it needs beyond glibc and libstdc++: the GPU
+# machine has none of them, and gpu.sh's group-of-one check uses Gloo for control.
+mkdir -p "$dest/lib"
+shim=$(ls -t target/release/build/gadms-*/out/libgadms_gloo.so 2>/dev/null | head -1)
+if [[ -n $shim ]]; then
+  cp "$shim" "$dest/lib/"
+  ldd "$shim" | awk '/=> \// {print $3}' | grep -E 'libgloo|libhiredis|libibverbs|libnl-' |
+    while read -r so; do cp -L "$so" "$dest/lib/"; done
+else
+  echo "package-gpu.sh: no Gloo shim was built (install libgloo-dev); gpu.sh's step 6 will fail" >&2
+fi
 chmod +x "$dest/gpu.sh"
 
 tar -C "$(dirname "$dest")" -cJf "$dest.tar.xz" "$(basename "$dest")"

@@ -84,12 +84,16 @@ shim_api! {
     barrier = b"gadms_gloo_barrier": fn(*mut RawContext, i64, *mut c_char, usize) -> c_int;
 }
 
-/// The loaded shim, or why there is none.
+/// The loaded shim, or why there is none. `GADMS_GLOO_SHIM` names another copy of it (a
+/// binary moved to a machine without the build tree, with the shim and libgloo beside it).
 fn api() -> Result<&'static Api, String> {
     static API: std::sync::OnceLock<Result<Api, String>> = std::sync::OnceLock::new();
-    API.get_or_init(|| match option_env!("GADMS_GLOO_SHIM") {
-        Some(path) if !path.is_empty() => Api::load(path),
-        _ => Err(
+    let path = std::env::var("GADMS_GLOO_SHIM")
+        .ok()
+        .or_else(|| option_env!("GADMS_GLOO_SHIM").map(String::from));
+    API.get_or_init(|| match path.filter(|p| !p.is_empty()) {
+        Some(path) => Api::load(&path),
+        None => Err(
             "this build has no Gloo: install libgloo-dev (`apt-get install libgloo-dev`, or \
                   `make build`, which does) and rebuild gadms-run"
                 .to_string(),
