@@ -2,7 +2,6 @@
 //! state of every run — so a reader sees what is missing before trusting a number.
 
 use std::fmt::Write;
-use std::path::{Component, Path, PathBuf};
 
 use super::charts::Drawn;
 use super::store::{RunState, StoredExperiment};
@@ -35,7 +34,7 @@ pub fn render(
         experiment.variants.len(),
         seeds,
         experiment.runs.len(),
-        tidy(&experiment.dir).display()
+        experiment.dir.display()
     )
     .unwrap();
 
@@ -88,32 +87,4 @@ pub fn render(
         .unwrap();
     }
     s
-}
-
-/// `a/b/../../c` → `c`: the path as a reader would type it (no file system access, so
-/// links are not resolved).
-fn tidy(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tidy_drops_dot_segments_it_can() {
-        let t = |p: &str| super::tidy(std::path::Path::new(p)).display().to_string();
-        assert_eq!(t("experiments/quickstart/../../reports/x"), "reports/x");
-        assert_eq!(t("./a/./b"), "a/b");
-        assert_eq!(t("../a/../../b"), "../../b");
-        assert_eq!(t("/r/../s"), "/s");
-    }
 }

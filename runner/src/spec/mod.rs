@@ -7,7 +7,7 @@ mod config;
 mod merge;
 mod sweep;
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -255,11 +255,15 @@ impl Spec {
         self.file.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
-    /// `<output>/<experiment name>`.
+    /// `<output>/<experiment name>`, without `..` steps that can be dropped, so messages show
+    /// the folder as a reader would type it.
     pub fn output_dir(&self) -> PathBuf {
-        self.dir()
-            .join(&self.experiment.output)
-            .join(&self.experiment.name)
+        tidy(
+            &self
+                .dir()
+                .join(&self.experiment.output)
+                .join(&self.experiment.name),
+        )
     }
 
     /// The variant names, in spec order.
@@ -339,6 +343,21 @@ fn hash_of(value: &Value) -> String {
     let canonical = serde_json::to_string(value).expect("TOML values serialise to JSON");
     let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `a/b/../../c` → `c`, lexically (links are not resolved).
+fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

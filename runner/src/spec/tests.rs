@@ -151,3 +151,12 @@ sweep.zip = { "masking.noise_max" = [0.1, 0.2], "masking.mtp_max" = [0.2, 0.3] }
     let bad = SPEC.to_string() + "\n[[variant]]\nname = \"g\"\nsweep.grd = { \"train.lr\" = [1e-4] }\n";
     assert!(parse(&bad, &[]).unwrap_err().to_string().contains("sweep.grd"));
 }
+
+#[test]
+fn tidy_drops_the_dot_steps_it_can() {
+    let t = |p: &str| super::tidy(Path::new(p)).display().to_string();
+    assert_eq!(t("experiments/quickstart/../../reports/x"), "reports/x");
+    assert_eq!(t("./a/./b"), "a/b");
+    assert_eq!(t("../a/../../b"), "../../b");
+    assert_eq!(t("/r/../s"), "/s");
+}
