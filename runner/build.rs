@@ -20,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
     println!("cargo:rerun-if-changed=csrc/nccl.cpp");
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     build_gloo();
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;

@@ -29,16 +29,7 @@
 #include <gloo/rendezvous/redis_store.h>
 #include <gloo/transport/tcp/device.h>
 
-namespace {
-
-int fail(char* err, size_t len, const char* message) {
-  if (err != nullptr && len > 0) {
-    std::snprintf(err, len, "%s", message);
-  }
-  return -1;
-}
-
-}  // namespace
+#include "guarded.h"
 
 struct gadms_gloo_store {
   std::shared_ptr<gloo::rendezvous::Store> store;
@@ -50,17 +41,8 @@ struct gadms_gloo_context {
 
 namespace {
 
-// Runs `body`, turning any exception into -1 and its message.
-template <typename F>
-int guarded(char* err, size_t len, F&& body) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return fail(err, len, e.what());
-  } catch (...) {
-    return fail(err, len, "unknown C++ exception");
-  }
-}
+using gadms::fail;
+using gadms::guarded;
 
 std::chrono::milliseconds ms(int64_t timeout_ms) { return std::chrono::milliseconds(timeout_ms); }
 

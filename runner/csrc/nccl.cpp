@@ -22,6 +22,8 @@
 #include <exception>
 #include <string>
 
+#include "guarded.h"
+
 namespace {
 
 using ncclComm_t = void*;
@@ -52,23 +54,8 @@ struct Nccl {
 
 Nccl nccl;
 
-int fail(char* err, size_t len, const std::string& message) {
-  if (err != nullptr && len > 0) {
-    std::snprintf(err, len, "%s", message.c_str());
-  }
-  return -1;
-}
-
-template <typename F>
-int guarded(char* err, size_t len, F&& body) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return fail(err, len, e.what());
-  } catch (...) {
-    return fail(err, len, "unknown C++ exception");
-  }
-}
+using gadms::fail;
+using gadms::guarded;
 
 // 0, or -1 with NCCL's description of `result` and what was being done.
 int check(ncclResult_t result, const char* what, char* err, size_t len) {

@@ -271,23 +271,8 @@ impl Gloo {
 
     /// `tensor` checked for this engine: on the CPU and contiguous.
     fn host(&self, tensor: &Tensor) -> Result<(), DistError> {
-        if tensor.device() != Device::Cpu || !tensor.is_contiguous() {
-            return Err(DistError::Tensor {
-                rank: self.rank,
-                engine: "Gloo",
-                expected: "contiguous CPU",
-                found: format!("{:?} {:?}", tensor.device(), tensor.size()),
-            });
-        }
-        Ok(())
-    }
-
-    fn failed(&self, op: &'static str) -> impl FnOnce(String) -> DistError + '_ {
-        move |message| DistError::Collective {
-            rank: self.rank,
-            op,
-            message,
-        }
+        let fits = tensor.device() == Device::Cpu && tensor.is_contiguous();
+        DistError::require(fits, self.rank, "Gloo", "contiguous CPU", tensor)
     }
 }
 
@@ -342,7 +327,7 @@ impl Collective for Gloo {
             )
         })
         .map(|_| ())
-        .map_err(self.failed("all-reduce"))
+        .map_err(DistError::collective(self.rank, "all-reduce"))
     }
 
     fn all_gather(&self, tensor: &Tensor) -> Result<Tensor, DistError> {
@@ -363,7 +348,7 @@ impl Collective for Gloo {
                 len,
             )
         })
-        .map_err(self.failed("all-gather"))?;
+        .map_err(DistError::collective(self.rank, "all-gather"))?;
         Ok(output)
     }
 
@@ -382,13 +367,13 @@ impl Collective for Gloo {
             )
         })
         .map(|_| ())
-        .map_err(self.failed("broadcast"))
+        .map_err(DistError::collective(self.rank, "broadcast"))
     }
 
     fn barrier(&self, timeout: Duration) -> Result<(), DistError> {
         // SAFETY: a connected context.
         call(|err, len| unsafe { (self.api.barrier)(self.raw, millis(timeout), err, len) })
             .map(|_| ())
-            .map_err(self.failed("barrier"))
+            .map_err(DistError::collective(self.rank, "barrier"))
     }
 }

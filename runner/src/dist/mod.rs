@@ -94,3 +94,29 @@ pub enum DistError {
     #[error("rank {rank}: cannot sum {kind:?} tensors across ranks (float32/64, int32/64 only)")]
     Kind { rank: usize, kind: tch::Kind },
 }
+
+impl DistError {
+    /// The error of collective `op` on `rank` that failed with a message, for `map_err`.
+    pub(crate) fn collective(rank: usize, op: &'static str) -> impl Fn(String) -> Self + Copy {
+        move |message| Self::Collective { rank, op, message }
+    }
+
+    /// `Ok` when `tensor` suits `engine` (`fits`), else the error naming what it wants.
+    pub(crate) fn require(
+        fits: bool,
+        rank: usize,
+        engine: &'static str,
+        expected: &'static str,
+        tensor: &tch::Tensor,
+    ) -> Result<(), Self> {
+        if fits {
+            return Ok(());
+        }
+        Err(Self::Tensor {
+            rank,
+            engine,
+            expected,
+            found: format!("{:?} {:?}", tensor.device(), tensor.size()),
+        })
+    }
+}

@@ -94,11 +94,7 @@ impl Nccl {
         device: usize,
         timeout: Duration,
     ) -> Result<Self, DistError> {
-        let failed = |message| DistError::Collective {
-            rank,
-            op: "NCCL set-up",
-            message,
-        };
+        let failed = DistError::collective(rank, "NCCL set-up");
         load().map_err(failed)?;
         let id = if rank == 0 {
             let id = unique_id().map_err(failed)?;
@@ -140,23 +136,9 @@ impl Nccl {
 
     /// `tensor` checked for this engine: contiguous, on this rank's device.
     fn on_device(&self, tensor: &Tensor) -> Result<(), DistError> {
-        if tensor.device() != Device::Cuda(self.device) || !tensor.is_contiguous() {
-            return Err(DistError::Tensor {
-                rank: self.rank,
-                engine: "NCCL",
-                expected: "contiguous tensors on this rank's CUDA device",
-                found: format!("{:?} {:?}", tensor.device(), tensor.size()),
-            });
-        }
-        Ok(())
-    }
-
-    fn failed(&self, op: &'static str) -> impl FnOnce(String) -> DistError + '_ {
-        move |message| DistError::Collective {
-            rank: self.rank,
-            op,
-            message,
-        }
+        let fits = tensor.device() == Device::Cuda(self.device) && tensor.is_contiguous();
+        let expected = "contiguous tensors on this rank's CUDA device";
+        DistError::require(fits, self.rank, "NCCL", expected, tensor)
     }
 }
 
@@ -195,7 +177,7 @@ impl Collective for Nccl {
             )
         })
         .map(|_| ())
-        .map_err(self.failed("all-reduce"))
+        .map_err(DistError::collective(self.rank, "all-reduce"))
     }
 
     fn all_gather(&self, tensor: &Tensor) -> Result<Tensor, DistError> {
@@ -216,7 +198,7 @@ impl Collective for Nccl {
                 len,
             )
         })
-        .map_err(self.failed("all-gather"))?;
+        .map_err(DistError::collective(self.rank, "all-gather"))?;
         Ok(output)
     }
 
@@ -235,7 +217,7 @@ impl Collective for Nccl {
             )
         })
         .map(|_| ())
-        .map_err(self.failed("broadcast"))
+        .map_err(DistError::collective(self.rank, "broadcast"))
     }
 
     /// An all-reduce of one element, waited for on the host. The timeout is not enforced

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use crate::eval::token_scores::TokenScores;
-use crate::store::{ExperimentIndex, PlannedRun, State, Status};
+use crate::store::{ExperimentIndex, PlannedRun, RunDir, State};
 
 /// Where one run of the matrix stands, as a report sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ fn found_runs(runs: &Path) -> Vec<PlannedRun> {
         .filter_map(|e| {
             let seed = e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok()?;
             let variant = e.path().parent()?.file_name()?.to_str()?.to_string();
-            let hash = read_status(e.path()).map(|s| s.hash).unwrap_or_default();
+            let hash = run_dir(e.path()).status().map(|s| s.hash).unwrap_or_default();
             Some(PlannedRun { variant, seed, hash })
         })
         .collect();
@@ -132,8 +132,10 @@ fn found_runs(runs: &Path) -> Vec<PlannedRun> {
     found
 }
 
-fn read_status(run: &Path) -> Option<Status> {
-    serde_json::from_str(&std::fs::read_to_string(run.join("status.json")).ok()?).ok()
+fn run_dir(path: &Path) -> RunDir {
+    RunDir {
+        path: path.to_path_buf(),
+    }
 }
 
 fn read_run(experiment: &Path, plan: PlannedRun, hash_known: bool) -> StoredRun {
@@ -141,7 +143,8 @@ fn read_run(experiment: &Path, plan: PlannedRun, hash_known: bool) -> StoredRun 
         .join("runs")
         .join(&plan.variant)
         .join(format!("seed-{}", plan.seed));
-    let status = read_status(&path).filter(|s| !hash_known || s.hash == plan.hash);
+    let dir = run_dir(&path);
+    let status = dir.status().filter(|s| !hash_known || s.hash == plan.hash);
     let state = match &status {
         None => RunState::Missing,
         Some(s) => match s.state {
@@ -156,11 +159,7 @@ fn read_run(experiment: &Path, plan: PlannedRun, hash_known: bool) -> StoredRun 
         .then(|| std::fs::read_to_string(path.join("config.toml")).ok())
         .flatten()
         .and_then(|text| text.parse::<toml::Table>().ok());
-    let metrics = if present {
-        crate::store::RunDir { path: path.clone() }.metrics()
-    } else {
-        Vec::new()
-    };
+    let metrics = if present { dir.metrics() } else { Vec::new() };
     StoredRun {
         variant: plan.variant,
         seed: plan.seed,
