@@ -5,6 +5,7 @@
 //! area 2–40 %, log-uniform aspect 0.3–3.3, up to 10 attempts) filled with the *mean
 //! numbers* after normalisation — the reference's quirk, kept. Test: resize and normalise.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use gadms_plugin::dataset::ImageSource;
@@ -59,6 +60,13 @@ pub enum ImageError {
 
 /// Decodes an image to `[3, H, W]` float in [0, 1].
 pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
+    let (pixels, width, height) = decode_rgb8(source)?;
+    Ok(from_rgb8(&pixels, width, height))
+}
+
+/// Decodes an image to RGB8 pixels with its width and height — all a check of whether it
+/// is readable needs (`data::screen`), without the float conversion.
+pub fn decode_rgb8(source: &ImageSource) -> Result<(Cow<'_, [u8]>, u32, u32), ImageError> {
     let rgb = match source {
         ImageSource::Rgb8 {
             width,
@@ -75,7 +83,7 @@ pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
                     found: pixels.len(),
                 });
             }
-            return Ok(from_rgb8(pixels, *width, *height));
+            return Ok((Cow::Borrowed(&pixels[..]), *width, *height));
         }
         ImageSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
@@ -86,7 +94,8 @@ pub fn decode(source: &ImageSource) -> Result<Tensor, ImageError> {
         }
         ImageSource::Encoded(bytes) => decode_bytes(bytes, "embedded image")?,
     };
-    Ok(from_rgb8(rgb.as_raw(), rgb.width(), rgb.height()))
+    let (width, height) = rgb.dimensions();
+    Ok((Cow::Owned(rgb.into_raw()), width, height))
 }
 
 fn decode_bytes(bytes: &[u8], what: &str) -> Result<image::RgbImage, ImageError> {

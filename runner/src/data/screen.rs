@@ -7,7 +7,7 @@
 
 use gadms_plugin::dataset::SplitData;
 
-use super::images::{decode, ImageError};
+use super::images::{decode_rgb8, ImageError};
 
 /// What screening removed.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub fn drop_unreadable(data: SplitData, threads: usize) -> (SplitData, Dropped) 
                     images
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, image)| decode(&image.source).err().map(|e| (c * chunk + i, e)))
+                        .filter_map(|(i, image)| decode_rgb8(&image.source).err().map(|e| (c * chunk + i, e)))
                         .collect::<Vec<_>>()
                 })
             })
