@@ -8,7 +8,8 @@ Two algorithms compute the same losses:
   head, one autograd.grad call per re-run layer, the MLM head over every position.
 - `gadms` computes it the way gadms's step does (runner/src/train/step.rs): batch-first
   blocks with fused scaled_dot_product_attention, one backward pass for every re-run layer's
-  gradient, the vocabulary projection only at labelled positions. Its FLOPs are what
+  gradient, the vocabulary projection only at labelled positions, the alignment text encoded
+  up to the batch's latest EOS only. Its FLOPs are what
   runner/src/model/flops.rs counts, and `--count-flops` is how that count is checked.
 
 It times the configurations of `runner/benches/train_step.rs` (CPU, fp32, 2 threads by
@@ -163,7 +164,7 @@ class Model(nn.Module):
         return self.ln_final(x.permute(1, 0, 2)) @ self.tproj  # [B, L, E]
 
     def text_hidden_fused(self, ids, blocks):
-        x = self.tok(ids) + self.tpos
+        x = self.tok(ids) + self.tpos[: ids.shape[1]]
         for b in self.tblocks[:blocks]:
             x = b.fused(x, causal=True)
         return x  # [B, L, W]
@@ -255,7 +256,7 @@ def sdm(i, t, pids, scale=50.0, eps=1e-8):
 
 
 def forward_reference(model, batch):
-    images, clean, noise, mlm_ids, labels, _, pids = batch
+    images, clean, noise, mlm_ids, labels, _, pids, _ = batch
     eos = clean.argmax(-1)
     rows = torch.arange(clean.shape[0], device=clean.device)
     image_feats = model.image(images)
@@ -274,14 +275,14 @@ def forward_reference(model, batch):
 
 
 def forward_fused(model, batch):
-    images, clean, noise, mlm_ids, labels, positions, pids = batch
+    images, clean, noise, mlm_ids, labels, positions, pids, alignment_len = batch
     eos = clean.argmax(-1)
     rows = torch.arange(clean.shape[0], device=clean.device)
     image_feats = model.image_fused(images)
     with torch.no_grad():
         mid = model.text_hidden_fused(clean, len(model.tblocks) - model.c["dense"])
     scores = gass_fused(model, image_feats[:, 0], mid, eos)
-    t = model.text_fused(noise)[rows, eos]
+    t = model.text_fused(noise[:, :alignment_len])[rows, eos]  # causal: nothing after EOS counts
     loss = sdm(image_feats[:, 0], t, pids)
     x = model.text_fused(mlm_ids)
     x = attend(model.cross_attn, model.ln_pre_t(x), model.ln_pre_i(image_feats), causal=False)
@@ -321,7 +322,9 @@ def random_batch(c, B, device):
     mlm = torch.where(labelled, torch.full_like(ids, V - 3), ids)
     positions = labels.reshape(-1).nonzero().squeeze(1)
     batch = (torch.randn(B, 3, *c["img"]), ids, ids.clone(), mlm, labels, positions, torch.arange(B))
-    return tuple(t.to(device) for t in batch)
+    # The alignment text's length up to the latest EOS, known on the host as gadms's
+    # collator knows it (the `gadms` algorithm encodes only that prefix).
+    return tuple(t.to(device) for t in batch) + (int(lengths.max()) + 1,)
 
 
 def count_flops(name, c, args):
@@ -338,7 +341,7 @@ def count_flops(name, c, args):
         step(model, opt, batch, FORWARD[args.algorithm], False)
     print(json.dumps({"config": name, "algorithm": args.algorithm, "batch": B,
                       "model": {k: v for k, v in c.items() if k != "batch"},
-                      "labelled": int(batch[5].numel()), "mtp_depth": MTP_DEPTH,
+                      "labelled": int(batch[5].numel()), "alignment_len": batch[7], "mtp_depth": MTP_DEPTH,
                       "flops": counter.get_total_flops()}))
 
 

@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use gadms::model::{Clip, ModelConfig};
+use gadms::model::{Clip, ModelConfig, TextTransformer};
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
 use gadms::train::precision::{autocast, Precision};
@@ -77,8 +77,8 @@ fn batch(c: &ModelConfig, b: i64) -> Batch {
     let [h, w] = c.image_size;
     Batch {
         images: Tensor::randn([b, 3, h, w], (Kind::Float, Device::Cpu)),
-        clean: ids.shallow_clone(),
-        alignment: ids,
+        alignment: TextTransformer::feature_prefix(&ids),
+        clean: ids,
         mtp: Some(MtpBatch {
             ids: mtp_ids,
             labels,

@@ -12,15 +12,22 @@ use crate::palette::Colour;
 /// (hair, top, bottom, shoes).
 pub const MIN_FACTS: usize = 3;
 
-/// A caption as sentences, each capitalised and punctuated; joined with single spaces they
-/// give the caption text. Noise goes in between sentences (see [`crate::noise`]).
-pub fn caption(look: &Look, rng: &mut Rng) -> Vec<String> {
+/// The facts a caption of `look` mentions, in the order it mentions them: a random subset of
+/// at least [`MIN_FACTS`] mentionable ones, at most one per slot.
+pub fn chosen_facts(look: &Look, rng: &mut Rng) -> Vec<Fact> {
     let mut facts: Vec<Fact> = look.facts().into_iter().filter(|f| f.is_mentionable()).collect();
     rng.shuffle(&mut facts);
     let count = MIN_FACTS + rng.below((facts.len() - MIN_FACTS + 1) as u64) as usize;
     facts.truncate(count);
-    let runs = runs(&facts);
-    let person = Person::new(look.gender);
+    facts
+}
+
+/// `facts` about a person of `gender` worded as sentences, each capitalised and punctuated;
+/// joined with single spaces they give the caption text. Noise goes in between sentences
+/// (see [`crate::noise`]).
+pub fn sentences(gender: Gender, facts: &[Fact], rng: &mut Rng) -> Vec<String> {
+    let runs = runs(facts);
+    let person = Person::new(gender);
 
     let intro_runs = 1 + rng.below(runs.len().min(2) as u64) as usize;
     let (intro, rest) = runs.split_at(intro_runs);
@@ -355,11 +362,17 @@ fn finish_sentence(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashSet;
 
     use super::*;
     use crate::attributes::Identity;
+
+    /// A clean caption of `look`, as the dataset words one.
+    pub fn caption(look: &Look, rng: &mut Rng) -> String {
+        let facts = chosen_facts(look, rng);
+        sentences(look.gender, &facts, rng).join(" ")
+    }
 
     /// Whether `text` names the fact's item (by any synonym) and its colour.
     fn mentions(text: &str, fact: Fact) -> bool {
@@ -386,9 +399,7 @@ mod tests {
     fn captions_are_sentences_that_mention_at_least_three_facts_and_vary() {
         let mut rng = Rng::new(2);
         for identity in Identity::generate(&mut Rng::new(4), 50) {
-            let texts: HashSet<String> = (0..6)
-                .map(|_| caption(&identity.look, &mut rng).join(" "))
-                .collect();
+            let texts: HashSet<String> = (0..6).map(|_| caption(&identity.look, &mut rng)).collect();
             assert!(texts.len() >= 5, "{texts:?}");
             for text in &texts {
                 assert!(

@@ -103,14 +103,12 @@ impl SyntheticPersons {
         noise: NoiseConfig,
     ) -> CaptionRecord {
         let key = [pid as u64, view as u64, index as u64];
-        let identity = &self.identities[pid];
+        let look = &self.identities[pid].look;
         let seed = self.options.seed;
-        let sentences = captions::caption(
-            &identity.look,
-            &mut Rng::derive(seed, &[&[stream::CAPTION], &key[..]].concat()),
-        );
-        let mut rng = Rng::derive(seed, &[&[stream::NOISE], &key[..]].concat());
-        let (text, noise_spans) = noise::inject(sentences, identity, noise, &mut rng);
+        let mut wording = Rng::derive(seed, &[&[stream::CAPTION], &key[..]].concat());
+        let facts = captions::chosen_facts(look, &mut wording);
+        let mut noise_rng = Rng::derive(seed, &[&[stream::NOISE], &key[..]].concat());
+        let (text, noise_spans) = noise::caption(look.gender, facts, noise, &mut wording, &mut noise_rng);
         CaptionRecord {
             pid: pid as i64,
             image,

@@ -1,17 +1,20 @@
 //! Labelled caption noise: the two kinds GA-DMS is meant to mask — text that says nothing
 //! about the person (web boilerplate scraped with the image) and text that says something
-//! false about them (a wrong attribute). Each inserted sentence's byte range is recorded so
-//! the runner can measure how well a scorer finds noisy tokens.
+//! false about them. A false statement *replaces* the true one the caption would have made,
+//! as a captioning model's hallucination does, so the caption no longer says the truth about
+//! that attribute anywhere: noise that competes with the content instead of sitting beside
+//! it. Each noise sentence's byte range is recorded so the runner can measure how well a
+//! scorer finds noisy tokens.
 
 use std::ops::Range;
 
 use gadms_plugin::rng::Rng;
 
-use crate::attributes::{Fact, Identity};
-use crate::captions::fact_sentence;
+use crate::attributes::{Fact, Gender};
+use crate::captions::{fact_sentence, sentences};
 use crate::draw::Draw;
 
-/// Probability that a noisy caption gets a second phrase.
+/// Probability that a noisy caption gets a second noise sentence.
 const SECOND_PHRASE: f64 = 0.25;
 
 /// Irrelevant text as it comes with images crawled from the web.
@@ -39,27 +42,75 @@ pub const WEB_PHRASES: [&str; 16] = [
 pub struct NoiseConfig {
     /// Probability that a caption gets noise.
     pub rate: f64,
-    /// Probability that an injected phrase states a wrong attribute rather than web text.
+    /// Probability that a noise sentence states a wrong attribute rather than web text.
     pub wrong_attribute_share: f64,
 }
 
-/// Joins `sentences` into a caption, inserting noise sentences at sentence boundaries
-/// (start, between two sentences or end) with probability `config.rate`. Returns the text
-/// and the byte range of each inserted sentence (without the joining spaces).
-pub fn inject(
-    sentences: Vec<String>,
-    identity: &Identity,
+/// One noise sentence, before it is worded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Noise {
+    Web(&'static str),
+    /// A wrong value of an attribute the caption would have stated truly.
+    Wrong(Fact),
+}
+
+/// What the noise leaves of a caption: the facts still stated truly, in order, and the noise.
+#[derive(Debug)]
+struct Corruption {
+    facts: Vec<Fact>,
+    noise: Vec<Noise>,
+}
+
+/// The caption of a person of `gender` stating `facts`, corrupted as `config` says. The
+/// wording draws from `wording` and the noise from `noise`, so a caption that gets no noise,
+/// or only web text, words its facts exactly as its clean version does. Returns the text and
+/// the byte range of each noise sentence (without the joining spaces).
+pub fn caption(
+    gender: Gender,
+    facts: Vec<Fact>,
     config: NoiseConfig,
-    rng: &mut Rng,
+    wording: &mut Rng,
+    noise: &mut Rng,
 ) -> (String, Vec<Range<usize>>) {
-    let mut parts: Vec<(String, bool)> = sentences.into_iter().map(|s| (s, false)).collect();
+    let Corruption { facts, noise: kinds } = corrupt(facts, config, noise);
+    let true_sentences = sentences(gender, &facts, wording);
+    let phrases = kinds
+        .into_iter()
+        .map(|kind| match kind {
+            Noise::Web(phrase) => phrase.to_string(),
+            Noise::Wrong(fact) => fact_sentence(gender, fact, noise),
+        })
+        .collect();
+    insert(true_sentences, phrases, noise)
+}
+
+/// Decides a caption's noise: none with probability 1 − `rate`, else one sentence (two with
+/// probability [`SECOND_PHRASE`]). A wrong-attribute sentence takes the place of a stated fact
+/// (one true fact always stays, so the caption still describes someone).
+fn corrupt(mut facts: Vec<Fact>, config: NoiseConfig, rng: &mut Rng) -> Corruption {
+    let mut noise = Vec::new();
     if rng.chance(config.rate) {
-        let phrases = if rng.chance(SECOND_PHRASE) { 2 } else { 1 };
-        for _ in 0..phrases {
-            let (phrase, _) = noise_sentence(identity, config.wrong_attribute_share, rng);
-            let at = rng.below(parts.len() as u64 + 1) as usize;
-            parts.insert(at, (phrase, true));
+        let count = if rng.chance(SECOND_PHRASE) { 2 } else { 1 };
+        for _ in 0..count {
+            let kind = if rng.chance(config.wrong_attribute_share) && facts.len() > 1 {
+                let truth = facts.remove(rng.below(facts.len() as u64) as usize);
+                Noise::Wrong(truth.contradiction(rng))
+            } else {
+                Noise::Web(rng.pick(&WEB_PHRASES))
+            };
+            noise.push(kind);
         }
+    }
+    Corruption { facts, noise }
+}
+
+/// Joins `sentences` into a caption with each of `phrases` inserted at a random sentence
+/// boundary (start, between two sentences or end).
+fn insert(sentences: Vec<String>, phrases: Vec<String>, rng: &mut Rng) -> (String, Vec<Range<usize>>) {
+    let mut parts: Vec<(String, bool)> = sentences.into_iter().map(|s| (s, false)).collect();
+    for phrase in phrases {
+        let at = rng.below(parts.len() as u64 + 1) as usize;
+        parts.insert(at, (phrase, true));
     }
     let mut text = String::new();
     let mut spans = Vec::new();
@@ -76,20 +127,11 @@ pub fn inject(
     (text, spans)
 }
 
-/// One noise sentence, and the wrong fact it states if it is not web text.
-fn noise_sentence(identity: &Identity, wrong_attribute_share: f64, rng: &mut Rng) -> (String, Option<Fact>) {
-    if rng.chance(wrong_attribute_share) {
-        let fact = identity.wrong_fact(rng);
-        (fact_sentence(identity.look.gender, fact, rng), Some(fact))
-    } else {
-        (rng.pick(&WEB_PHRASES).to_string(), None)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::captions::caption;
+    use crate::attributes::Identity;
+    use crate::captions::chosen_facts;
 
     /// The caption with each span and one adjoining space cut out.
     pub fn remove_spans(text: &str, spans: &[Range<usize>]) -> String {
@@ -110,67 +152,121 @@ pub(crate) mod tests {
     #[test]
     fn spans_cover_exactly_the_inserted_sentences() {
         let mut rng = Rng::new(11);
+        for identity in Identity::generate(&mut Rng::new(12), 60) {
+            let facts = chosen_facts(&identity.look, &mut rng);
+            let clean = sentences(identity.look.gender, &facts, &mut rng);
+            let phrases: Vec<String> = (0..1 + rng.below(2))
+                .map(|_| rng.pick(&WEB_PHRASES).to_string())
+                .collect();
+            let (text, spans) = insert(clean.clone(), phrases.clone(), &mut rng);
+            assert_eq!(spans.len(), phrases.len());
+            assert!(spans.windows(2).all(|w| w[0].end < w[1].start), "{spans:?}");
+            for span in &spans {
+                assert!(
+                    phrases.iter().any(|p| *p == text[span.clone()]),
+                    "{text} {span:?}"
+                );
+            }
+            assert_eq!(remove_spans(&text, &spans), clean.join(" "));
+        }
+    }
+
+    #[test]
+    fn web_text_leaves_the_true_wording_unchanged() {
         let config = NoiseConfig {
             rate: 1.0,
-            wrong_attribute_share: 0.5,
+            wrong_attribute_share: 0.0,
         };
-        for identity in Identity::generate(&mut Rng::new(12), 60) {
-            let sentences = caption(&identity.look, &mut rng);
-            let clean = sentences.join(" ");
-            let (text, spans) = inject(sentences, &identity, config, &mut rng);
-            assert!(
-                !spans.is_empty() && spans.windows(2).all(|w| w[0].end < w[1].start),
-                "{spans:?}"
+        let mut noise = Rng::new(19);
+        for (i, identity) in Identity::generate(&mut Rng::new(20), 60).iter().enumerate() {
+            let wording = Rng::new(i as u64);
+            let facts = chosen_facts(&identity.look, &mut noise);
+            let clean = sentences(identity.look.gender, &facts, &mut wording.clone()).join(" ");
+            let (text, spans) = caption(
+                identity.look.gender,
+                facts,
+                config,
+                &mut wording.clone(),
+                &mut noise,
             );
-            for span in &spans {
-                let phrase = &text[span.clone()];
-                assert!(
-                    phrase.ends_with(['.', '!']) && phrase.starts_with(|c: char| c.is_ascii_uppercase()),
-                    "{phrase}"
-                );
-                assert!(!clean.contains(phrase), "{phrase} in {clean}");
-            }
+            assert!(!spans.is_empty());
+            assert!(
+                spans.iter().all(|s| WEB_PHRASES.contains(&&text[s.clone()])),
+                "{text}"
+            );
             assert_eq!(remove_spans(&text, &spans), clean);
         }
     }
 
     #[test]
-    fn wrong_attribute_sentences_contradict_the_identity() {
+    fn a_wrong_attribute_replaces_the_stated_truth_of_its_slot() {
         let mut rng = Rng::new(13);
-        let mut wrong = 0;
+        let config = NoiseConfig {
+            rate: 1.0,
+            wrong_attribute_share: 1.0,
+        };
+        let mut replaced = 0;
         for identity in Identity::generate(&mut Rng::new(14), 80) {
             for _ in 0..10 {
-                let (text, fact) = noise_sentence(&identity, 0.5, &mut rng);
-                match fact {
-                    Some(fact) => {
-                        wrong += 1;
-                        assert!(
-                            identity.look.facts().iter().any(|f| f.contradicts(fact)),
-                            "{text}"
-                        );
-                        assert!(!identity.look.facts().contains(&fact), "{text}");
-                    }
-                    None => assert!(WEB_PHRASES.contains(&text.as_str())),
+                let stated = chosen_facts(&identity.look, &mut rng);
+                let Corruption { facts, noise } = corrupt(stated.clone(), config, &mut rng);
+                assert!(!facts.is_empty() && facts.iter().all(|f| stated.contains(f)));
+                assert_eq!(facts.len() + noise.len(), stated.len(), "{stated:?} → {facts:?}");
+                for kind in noise {
+                    let Noise::Wrong(wrong) = kind else {
+                        panic!("web text at wrong-attribute share 1: {kind:?}")
+                    };
+                    replaced += 1;
+                    let truth = stated
+                        .iter()
+                        .find(|f| f.contradicts(wrong))
+                        .expect("its slot was stated");
+                    assert!(!facts.contains(truth), "{truth:?} still stated beside {wrong:?}");
                 }
             }
         }
-        assert!(
-            (300..500).contains(&wrong),
-            "{wrong} of 800 wrong-attribute phrases"
-        );
+        assert!(replaced >= 800, "{replaced}");
+    }
+
+    #[test]
+    fn noise_kinds_follow_the_share() {
+        let mut rng = Rng::new(15);
+        let (mut web, mut wrong) = (0, 0);
+        for identity in Identity::generate(&mut Rng::new(16), 80) {
+            for _ in 0..10 {
+                let facts = chosen_facts(&identity.look, &mut rng);
+                let config = NoiseConfig {
+                    rate: 1.0,
+                    wrong_attribute_share: 0.5,
+                };
+                for kind in corrupt(facts, config, &mut rng).noise {
+                    match kind {
+                        Noise::Web(phrase) => {
+                            assert!(WEB_PHRASES.contains(&phrase));
+                            web += 1
+                        }
+                        Noise::Wrong(_) => wrong += 1,
+                    }
+                }
+            }
+        }
+        // About 1000 draws at share 0.5: sd ≈ 16.
+        let share = wrong as f64 / (web + wrong) as f64;
+        assert!((share - 0.5).abs() < 0.08, "{wrong} wrong of {}", web + wrong);
     }
 
     #[test]
     fn zero_rate_leaves_captions_clean() {
-        let mut rng = Rng::new(15);
+        let mut rng = Rng::new(17);
         let config = NoiseConfig {
             rate: 0.0,
             wrong_attribute_share: 0.5,
         };
-        for identity in Identity::generate(&mut Rng::new(16), 20) {
-            let sentences = caption(&identity.look, &mut rng);
-            let clean = sentences.join(" ");
-            assert_eq!(inject(sentences, &identity, config, &mut rng), (clean, vec![]));
+        for identity in Identity::generate(&mut Rng::new(18), 20) {
+            let facts = chosen_facts(&identity.look, &mut rng);
+            let clean = sentences(identity.look.gender, &facts, &mut rng.clone()).join(" ");
+            let noisy = caption(identity.look.gender, facts, config, &mut rng.clone(), &mut rng);
+            assert_eq!(noisy, (clean, vec![]));
         }
     }
 }

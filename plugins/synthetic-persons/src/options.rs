@@ -24,8 +24,9 @@ pub struct Options {
     pub captions_per_image: usize,
     /// Fraction of training captions that receive injected noise phrases.
     pub noise_rate: f64,
-    /// Of the injected phrases, the fraction that state a wrong attribute; the others are
-    /// irrelevant web text. GA-DMS targets both kinds.
+    /// Of the injected phrases, the fraction that state a wrong attribute in place of the
+    /// true one the caption would have stated (a hallucination); the others are irrelevant
+    /// web text inserted beside the true ones. GA-DMS targets both kinds.
     pub wrong_attribute_share: f64,
     /// Inject noise into validation and test captions too (off: evaluation queries are clean,
     /// as in the benchmarks whose annotations were checked by hand).

@@ -17,6 +17,7 @@ use tch::Tensor;
 
 use super::images::{decode, train_transform, Augment, ImageError};
 use super::tokenizer::Tokenizer;
+use crate::model::TextTransformer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -265,7 +266,9 @@ fn collate(d: &EpochData, samples: &[usize]) -> Result<HostBatch, DataError> {
         samples: samples.to_vec(),
         images: Tensor::stack(&images, 0),
         clean: rows(n, len, |k| &split.tokens[samples[k]]),
-        alignment: rows(n, len, |k| &masked[k].alignment),
+        // Only the alignment text's EOS feature is used, so it is encoded up to the batch's
+        // latest EOS (the clean and MTP texts feed every position to the scorer and decoder).
+        alignment: TextTransformer::feature_prefix(&rows(n, len, |k| &masked[k].alignment)),
         mtp,
         pids: Tensor::from_slice(
             &samples

@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 use super::metrics::{MetricsError, RetrievalAccumulator, RetrievalMetrics};
 use crate::data::images::{decode, eval_transform, ImageError};
 use crate::data::loader::TokenizedSplit;
-use crate::model::Clip;
+use crate::model::{Clip, TextTransformer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -69,13 +69,14 @@ pub fn evaluate(
         let query_pids: Vec<i64> = data.captions.iter().map(|c| c.pid).collect();
         for (b, chunk) in split.tokens.chunks(QUERY_BLOCK).enumerate() {
             let flat: Vec<i64> = chunk.iter().flatten().copied().collect();
-            let ids = Tensor::from_slice(&flat)
-                .view([chunk.len() as i64, len])
-                .to_device(device);
+            let ids = Tensor::from_slice(&flat).view([chunk.len() as i64, len]);
             let texts: Vec<Tensor> = ids
                 .split(batch.max(1) as i64, 0)
                 .iter()
-                .map(|t| clip.text.encode(t))
+                .map(|t| {
+                    clip.text
+                        .encode(&TextTransformer::feature_prefix(t).to_device(device))
+                })
                 .collect();
             let q = normalise(&Tensor::cat(&texts, 0).to_kind(Kind::Float)); // [q, E]
             let pids = &query_pids[b * QUERY_BLOCK..b * QUERY_BLOCK + chunk.len()];

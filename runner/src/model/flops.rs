@@ -31,12 +31,24 @@ pub struct StepWork {
     pub mtp_depth: Option<i64>,
 }
 
+/// The sizes of one step's batch that its work depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchShape {
+    pub samples: i64,
+    /// Positions of the alignment text, which is encoded up to the batch's latest EOS only
+    /// (`TextTransformer::feature_prefix`); every other text runs over the full context.
+    pub alignment_len: i64,
+    /// MTP targets in the batch.
+    pub labelled: i64,
+}
+
 /// FLOPs of one training step by part, forward and backward together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StepFlops {
     /// The image encoder.
     pub image: u64,
-    /// The text encodes with gradient: the alignment caption and, with MTP, the MTP caption.
+    /// The text encodes with gradient: the alignment caption (up to the latest EOS) and,
+    /// with MTP, the MTP caption.
     pub text: u64,
     /// The clean caption up to the scorer's tail, the tail's re-run and its backward pass,
     /// and the token maps.
@@ -54,9 +66,13 @@ impl StepFlops {
 }
 
 impl StepWork {
-    /// The FLOPs of one step of `batch` samples with `labelled` MTP targets in all.
-    pub fn flops(&self, c: &ModelConfig, batch: i64, labelled: i64) -> StepFlops {
-        let b = batch;
+    /// The FLOPs of one step on a batch of `shape`.
+    pub fn flops(&self, c: &ModelConfig, shape: BatchShape) -> StepFlops {
+        let BatchShape {
+            samples: b,
+            alignment_len,
+            labelled,
+        } = shape;
         let (rows, cols) = c.grid();
         let tokens = rows * cols + 1;
         let l = c.context_length;
@@ -67,9 +83,8 @@ impl StepWork {
         // Forward, then the weight gradient only: the image needs none.
         let image = 2 * patch_embedding + 3 * vision;
 
-        let encode = c.text_layers * block(b, l, tw) + linear(b * l, tw, e);
-        let encodes = 1 + i64::from(self.mtp_depth.is_some());
-        let text = encodes * 3 * encode;
+        let encode = |len| 3 * (c.text_layers * block(b, len, tw) + linear(b * len, tw, e));
+        let text = encode(alignment_len) + self.mtp_depth.map_or(0, |_| encode(l));
 
         let score = self.score_tail.map_or(0, |tail| {
             let head = (c.text_layers - tail) * block(b, l, tw);
@@ -146,6 +161,15 @@ mod tests {
         mtp_depth: Some(4),
     };
 
+    /// A ViT-B/16 batch whose alignment text runs over the whole context.
+    fn full(samples: i64, labelled: i64) -> BatchShape {
+        BatchShape {
+            samples,
+            alignment_len: 77,
+            labelled,
+        }
+    }
+
     /// Hand count of one ViT-B/16 block (768 wide, 193 tokens, batch 1): 24·T·W² for the
     /// linears and 4·T²·W for attention.
     #[test]
@@ -157,7 +181,7 @@ mod tests {
     #[test]
     fn every_part_scales_linearly_with_the_batch_but_sdm_and_the_score_cosine() {
         let c = ModelConfig::vit_b16();
-        let (one, two) = (GADMS.flops(&c, 64, 0), GADMS.flops(&c, 128, 0));
+        let (one, two) = (GADMS.flops(&c, full(64, 0)), GADMS.flops(&c, full(128, 0)));
         assert_eq!(two.image, 2 * one.image);
         assert_eq!(two.text, 2 * one.text);
         assert_eq!(two.mtp, 2 * one.mtp);
@@ -172,13 +196,25 @@ mod tests {
             score_tail: None,
             mtp_depth: None,
         }
-        .flops(&c, 128, 640);
-        let full = GADMS.flops(&c, 128, 640);
+        .flops(&c, full(128, 640));
+        let gadms = GADMS.flops(&c, full(128, 640));
         assert_eq!((plain.score, plain.mtp), (0, 0));
-        assert_eq!(plain.image, full.image);
-        assert_eq!(2 * plain.text, full.text, "MTP adds a second text encode");
+        assert_eq!(plain.image, gadms.image);
+        assert_eq!(2 * plain.text, gadms.text, "MTP adds a second text encode");
+        let short = GADMS.flops(
+            &c,
+            BatchShape {
+                alignment_len: 30,
+                ..full(128, 640)
+            },
+        );
+        assert_eq!(
+            (gadms.text - short.text) as i64,
+            3 * c.text_layers * (block(128, 77, 512) - block(128, 30, 512)) + 3 * linear(128 * 47, 512, 512),
+            "a shorter alignment text saves its encode's positions"
+        );
         let head = 3 * (linear(640, 512, 512) + linear(640, 512, 49408));
-        assert_eq!(full.mtp - GADMS.flops(&c, 128, 0).mtp, head as u64);
+        assert_eq!(gadms.mtp - GADMS.flops(&c, full(128, 0)).mtp, head as u64);
     }
 
     /// The count agrees with PyTorch's own counter (`torch.utils.flop_counter`) on the same
@@ -234,13 +270,12 @@ mod tests {
                 score_tail: Some(int("dense")),
                 mtp_depth: Some(r["mtp_depth"].as_i64().unwrap()),
             };
-            let ours = work
-                .flops(
-                    &config,
-                    r["batch"].as_i64().unwrap(),
-                    r["labelled"].as_i64().unwrap(),
-                )
-                .total() as f64;
+            let shape = BatchShape {
+                samples: r["batch"].as_i64().unwrap(),
+                alignment_len: r["alignment_len"].as_i64().unwrap(),
+                labelled: r["labelled"].as_i64().unwrap(),
+            };
+            let ours = work.flops(&config, shape).total() as f64;
             let theirs = r["flops"].as_f64().unwrap();
             let off = (ours / theirs - 1.0).abs();
             assert!(

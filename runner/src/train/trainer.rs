@@ -27,7 +27,7 @@ use crate::eval::metrics::RetrievalMetrics;
 use crate::eval::noise::noise_auroc;
 use crate::eval::retrieval::{evaluate, EvalError};
 use crate::eval::token_scores::TokenScores;
-use crate::model::flops::{StepWork, MTP_DEFAULT_DEPTH};
+use crate::model::flops::{BatchShape, StepWork, MTP_DEFAULT_DEPTH};
 use crate::model::import::{self, ImportError};
 use crate::model::weights::{load_named, Strictness, WeightsError};
 use crate::model::Clip;
@@ -419,9 +419,12 @@ pub fn train(
                 .mtp
                 .as_ref()
                 .map_or(0, |(_, _, positions)| positions.size()[0]);
-            window.flops += work
-                .flops(&model_cfg, host.samples.len() as i64, labelled)
-                .total();
+            let shape = BatchShape {
+                samples: host.samples.len() as i64,
+                alignment_len: host.alignment.size()[1],
+                labelled,
+            };
+            window.flops += work.flops(&model_cfg, shape).total();
             let batch = to_device(&host, device);
             let out = autocast(t.precision, device, || {
                 step::forward(&clip, masking.as_ref(), &losses, &batch, &*collective)
