@@ -5,8 +5,9 @@
 //!
 //! Also compiles the few lines of C++ for what tch does not expose, against the same
 //! libtorch headers: `csrc/autocast.cpp` (autocast dtype, CPU device),
-//! `csrc/cuda_memory.cpp` (the CUDA caching allocator's peak) and `csrc/nccl.cpp` (NCCL,
-//! opened at run time, on torch's current stream).
+//! `csrc/cuda_memory.cpp` (the CUDA caching allocator's peak), `csrc/fused_adam.cpp`
+//! (libtorch's fused Adam kernel) and `csrc/nccl.cpp` (NCCL, opened at run time, on torch's
+//! current stream).
 //!
 //! `csrc/gloo.cpp` wraps Gloo for CPU collectives. Where libgloo-dev's headers are found it is
 //! built into a shared library of its own that `gadms-run` loads on first use, so the binary
@@ -19,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/cuda_memory.cpp");
+    println!("cargo:rerun-if-changed=csrc/fused_adam.cpp");
     println!("cargo:rerun-if-changed=csrc/nccl.cpp");
     println!("cargo:rerun-if-changed=csrc/guarded.h");
     build_gloo();
@@ -37,6 +39,7 @@ fn main() {
         .cpp(true)
         .file("csrc/autocast.cpp")
         .file("csrc/cuda_memory.cpp")
+        .file("csrc/fused_adam.cpp")
         .file("csrc/nccl.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))

@@ -141,7 +141,7 @@ fn one_training_step_matches_the_reference() {
         "no active loss uses the classifier"
     );
     let ordered: Vec<Tensor> = opt.names().map(|n| grads[n].shallow_clone()).collect();
-    opt.step(&ordered);
+    opt.step(&ordered).unwrap();
     for name in listed.iter().map(|n| n.as_str().unwrap()) {
         check(&format!("output/after_step/{name}"), &vars[name]);
     }

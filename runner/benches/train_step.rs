@@ -140,7 +140,7 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize, pre
         .unwrap()
         .unwrap();
         let grads = opt.backward(&out.total);
-        opt.step(&grads);
+        opt.step(&grads).unwrap();
         let _ = out.total.double_value(&[]); // the step has really finished
         if i >= 2 {
             times.push(start.elapsed().as_secs_f64());

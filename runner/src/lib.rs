@@ -15,6 +15,7 @@ pub mod model;
 pub mod plugin;
 pub mod progress;
 pub mod report;
+pub mod shim;
 pub mod spec;
 pub mod store;
 pub mod template;

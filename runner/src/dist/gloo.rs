@@ -3,13 +3,14 @@
 //! side, built into `libgadms_gloo.so` and loaded on first use; a build without libgloo-dev
 //! has no shim, and opening a store then says how to get Gloo.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
 use tch::{Device, Kind, Tensor};
 
 use super::rendezvous::StoreAddress;
 use super::{Collective, DistError};
+use crate::shim::call;
 
 #[repr(C)]
 struct RawStore {
@@ -101,19 +102,6 @@ fn api() -> Result<&'static Api, String> {
     })
     .as_ref()
     .map_err(Clone::clone)
-}
-
-/// Calls a shim function with an error buffer: its non-negative return code, or its message.
-pub(super) fn call(f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<c_int, String> {
-    let mut err = [0u8; 1024];
-    let rc = f(err.as_mut_ptr().cast(), err.len());
-    if rc < 0 {
-        let message = CStr::from_bytes_until_nul(&err)
-            .map(|m| m.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Err(message);
-    }
-    Ok(rc)
 }
 
 fn c_string(text: &str) -> Result<CString, String> {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tch::{Device, Tensor};
 
-use super::gloo::{bytes, call, sum_code, Store};
+use super::gloo::{bytes, sum_code, Store};
 use super::{Collective, DistError};
+use crate::shim::call;
 
 extern "C" {
     fn gadms_nccl_load(path: *const c_char, err: *mut c_char, len: usize) -> c_int;

@@ -6,8 +6,12 @@
 //! the new modules and of biases and drop the decay of biases; decisions.md has fine-tuning
 //! follow IRRA.
 
+use std::ffi::{c_char, c_int, c_void};
+
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
+
+use crate::shim::call;
 
 /// How parameters are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -119,7 +123,41 @@ struct Param {
 struct Moments {
     m: Tensor,
     v: Tensor,
-    steps: i64,
+    /// Updates so far, a 0-dim float tensor on the parameter's device, as the fused kernel
+    /// reads it (and torch.optim keeps it).
+    steps: Tensor,
+}
+
+impl Moments {
+    fn zeros(param: &Tensor) -> Self {
+        Self {
+            m: param.zeros_like(),
+            v: param.zeros_like(),
+            steps: Self::steps(0, param.device()),
+        }
+    }
+
+    fn steps(count: i64, device: tch::Device) -> Tensor {
+        Tensor::from(count as f32).to_device(device)
+    }
+}
+
+extern "C" {
+    fn gadms_fused_adam(
+        params: *const *const c_void,
+        grads: *const *const c_void,
+        exp_avgs: *const *const c_void,
+        exp_avg_sqs: *const *const c_void,
+        steps: *const *const c_void,
+        count: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,11 +166,13 @@ pub enum OptimError {
     State { name: String, problem: String },
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error("the fused Adam update failed: {0}")]
+    Kernel(String),
 }
 
 /// Adam as `torch.optim.Adam` computes it (L2 decay added to the gradient, bias-corrected
-/// moments, `eps` added after the square root), written here rather than taken from
-/// libtorch so that its moments can be checkpointed and a run resumed exactly.
+/// moments, `eps` added after the square root). The state is kept here, so that checkpoints
+/// hold the moments and a run resumes exactly; the update is libtorch's fused kernel.
 ///
 /// Gradients come from [`Adam::backward`] rather than accumulating in `.grad`: a parameter
 /// the loss does not reach gets no gradient and is skipped, as PyTorch skips a parameter
@@ -161,42 +201,57 @@ impl Adam {
         self.params.iter().map(|p| p.name.as_str())
     }
 
-    /// One update with `grads` (from [`Adam::backward`]).
-    pub fn step(&mut self, grads: &[Tensor]) {
+    /// One update with `grads` (from [`Adam::backward`]): one call of libtorch's fused Adam
+    /// kernel per parameter group (`csrc/fused_adam.cpp`), over every parameter with a
+    /// gradient.
+    pub fn step(&mut self, grads: &[Tensor]) -> Result<(), OptimError> {
         let AdamConfig {
             beta1, beta2, eps, ..
         } = self.config;
-        let lr = self.lr;
-        tch::no_grad(|| {
+        for rule in self.rules() {
+            let mut group: [Vec<*const c_void>; 5] = Default::default();
             for (p, g) in self.params.iter_mut().zip(grads) {
-                if !g.defined() {
+                if p.rule != rule || !g.defined() {
                     continue;
                 }
-                // In place where possible: the update is memory-bound, every pass counts.
-                let g = if p.rule.weight_decay != 0.0 {
-                    p.tensor.g_mul_scalar(p.rule.weight_decay).g_add_(g)
-                } else {
-                    g.shallow_clone()
-                };
-                let state = p.state.get_or_insert_with(|| Moments {
-                    m: g.zeros_like(),
-                    v: g.zeros_like(),
-                    steps: 0,
-                });
-                state.steps += 1;
-                let _ = state.m.lerp_(&g, 1.0 - beta1);
-                let _ = state
-                    .v
-                    .g_mul_scalar_(beta2)
-                    .addcmul_(&g.g_mul_scalar(1.0 - beta2), &g);
-                let bias1 = 1.0 - beta1.powi(state.steps as i32);
-                let bias2 = 1.0 - beta2.powi(state.steps as i32);
-                let step_size = lr * p.rule.lr_factor / bias1;
-                let mut denom = state.v.sqrt();
-                let _ = denom.g_div_scalar_(bias2.sqrt()).g_add_scalar_(eps);
-                let _ = p.tensor.addcdiv_(&state.m.g_mul_scalar(-step_size), &denom);
+                let state = p.state.get_or_insert_with(|| Moments::zeros(&p.tensor));
+                for (list, tensor) in group
+                    .iter_mut()
+                    .zip([&p.tensor, g, &state.m, &state.v, &state.steps])
+                {
+                    list.push(tensor.as_ptr().cast());
+                }
             }
-        });
+            let [params, grads, m, v, steps] = &group;
+            if params.is_empty() {
+                continue;
+            }
+            let lr = self.lr * rule.lr_factor;
+            // SAFETY: five arrays of `params.len()` live tensors, one device and dtype (the
+            // model's parameters, their gradients and moments); the shim catches every C++
+            // exception. No gradient mode: the kernel updates leaf tensors in place.
+            tch::no_grad(|| {
+                call(|err, len| unsafe {
+                    gadms_fused_adam(
+                        params.as_ptr(),
+                        grads.as_ptr(),
+                        m.as_ptr(),
+                        v.as_ptr(),
+                        steps.as_ptr(),
+                        params.len(),
+                        lr,
+                        beta1,
+                        beta2,
+                        rule.weight_decay,
+                        eps,
+                        err,
+                        len,
+                    )
+                })
+            })
+            .map_err(OptimError::Kernel)?;
+        }
+        Ok(())
     }
 
     /// The moments as named tensors (`m/<name>`, `v/<name>`, `steps/<name>`), for
@@ -209,7 +264,10 @@ impl Adam {
                 [
                     (format!("m/{}", p.name), s.m.shallow_clone()),
                     (format!("v/{}", p.name), s.v.shallow_clone()),
-                    (format!("steps/{}", p.name), Tensor::from(s.steps)),
+                    (
+                        format!("steps/{}", p.name),
+                        Tensor::from(s.steps.double_value(&[]) as i64),
+                    ),
                 ]
             })
             .collect()
@@ -239,7 +297,7 @@ impl Adam {
             p.state = Some(Moments {
                 m: m.to_device(device).copy(),
                 v: v.to_device(device).copy(),
-                steps: steps.int64_value(&[]),
+                steps: Moments::steps(steps.int64_value(&[]), device),
             });
         }
         Ok(())
@@ -330,7 +388,7 @@ mod tests {
         let x = Tensor::randn([5, 4], (tch::Kind::Float, tch::Device::Cpu));
         for _ in 0..5 {
             let grads = ours.backward(&x.matmul(&w_ours).pow_tensor_scalar(2).sum(tch::Kind::Float));
-            ours.step(&grads);
+            ours.step(&grads).unwrap();
             reference.backward_step(&x.matmul(&w_ref).pow_tensor_scalar(2).sum(tch::Kind::Float));
         }
         let diff = (&w_ours - &w_ref).abs().max().double_value(&[]);

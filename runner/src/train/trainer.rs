@@ -13,6 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointError, Position};
 use super::memory;
+use super::optim::OptimError;
 use super::precision::{autocast, AutocastError};
 use super::schedule::{LrSchedule, LrScheduleConfig, ScheduleError};
 use super::scores::ScoreStore;
@@ -102,6 +103,13 @@ pub enum RunError {
     Autocast(#[from] AutocastError),
     #[error(transparent)]
     Dist(#[from] DistError),
+    #[error("epoch {epoch}, step {step}: {source}")]
+    Update {
+        epoch: usize,
+        step: usize,
+        #[source]
+        source: OptimError,
+    },
 }
 
 impl RunError {
@@ -435,7 +443,11 @@ pub fn train(
                 source: Box::new(source),
             })?;
             let grads = buckets::average_gradients(&*collective, opt.backward(&out.total))?;
-            opt.step(&grads);
+            opt.step(&grads).map_err(|source| RunError::Update {
+                epoch,
+                step: step + 1,
+                source,
+            })?;
             global_step += 1;
             bar.step();
             window.push(host.samples.len(), step + 1, &out);
