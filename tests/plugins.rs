@@ -186,11 +186,16 @@ fn two_plugins_registering_the_same_name() {
 /// Runs `gadms-run validate` on a minimal spec whose `[base.masking]` table is `masking`;
 /// returns whether it passed and its stderr.
 fn validate_with_masking(name: &str, masking: &str) -> (bool, String) {
+    validate_with(name, &format!("[base.masking]\n{masking}"))
+}
+
+/// Runs `gadms-run validate` on a minimal spec with `tables` after its data table.
+fn validate_with(name: &str, tables: &str) -> (bool, String) {
     let dir = scratch(name);
     let spec = dir.join("spec.toml");
     let text = format!(
         "[experiment]\nname = \"{name}\"\n\n[base.data]\ntrain = {{ plugin = \"synthetic-persons\" }}\n\n\
-         [base.masking]\n{masking}\n\n[base.losses]\nsdm = {{}}\n"
+         {tables}\n\n[base.losses]\nsdm = {{}}\n"
     );
     std::fs::write(&spec, text).unwrap();
     let (out, _) = cli::gadms_run([OsStr::new("validate"), spec.as_os_str()]);
@@ -210,6 +215,24 @@ fn a_spec_naming_an_unknown_plugin_lists_the_available_ones() {
         "{text}"
     );
     assert!(text.contains("masking.plugin"), "names the key: {text}");
+}
+
+#[test]
+fn a_warm_up_as_long_as_the_training_fails_validation_naming_the_key() {
+    let (ok, text) = validate_with(
+        "long-warm-up",
+        "[base.masking]\nplugin = \"none\"\n\n[base.train]\nepochs = 4\nwarmup_epochs = 4",
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("`train.warmup_epochs` = 4") && text.contains("below the number of epochs"),
+        "{text}"
+    );
+    let (ok, text) = validate_with(
+        "short-warm-up",
+        "[base.masking]\nplugin = \"none\"\n\n[base.train]\nepochs = 4\nwarmup_epochs = 1",
+    );
+    assert!(ok, "{text}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::model::import::{self, ImportError};
 use crate::model::ModelConfig;
 use crate::plugin::{LookupError, PluginSet};
 use crate::spec::{ComponentConfig, RunConfig, DATASET_RUNNER_KEYS};
+use crate::train::schedule::{LrSchedule, ScheduleError};
 use crate::train::step::WeightedLoss;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum ComponentError {
     Model(String),
     #[error("`init`: {0}")]
     Init(#[from] ImportError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
 }
 
 /// The vocabulary layout of a model config.
@@ -142,6 +145,7 @@ pub fn check(
     base_dir: &std::path::Path,
 ) -> Result<(), ComponentError> {
     let model = config.model.resolve().map_err(ComponentError::Model)?;
+    LrSchedule::for_training(&config.train)?;
     if let Some(init) = &config.model.init {
         let file = base_dir.join(init);
         if !file.is_file() {

@@ -18,6 +18,8 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::TrainConfig;
+
 /// How the learning rate behaves during the warm-up epochs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +80,30 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
+    /// The schedule a spec's `[train]` table asks for (the other settings at the
+    /// reference's defaults); an error names the spec's key.
+    pub fn for_training(train: &TrainConfig) -> Result<Self, ScheduleError> {
+        Self::new(LrScheduleConfig {
+            base_lr: train.lr,
+            num_epochs: train.epochs,
+            warmup_epochs: train.warmup_epochs,
+            warmup_factor: train.warmup_factor,
+            ..LrScheduleConfig::default()
+        })
+        .map_err(|e| ScheduleError {
+            key: match e.key {
+                "base_lr" => "train.lr",
+                "num_epochs" => "train.epochs",
+                "warmup_epochs" => "train.warmup_epochs",
+                "warmup_factor" => "train.warmup_factor",
+                other => other,
+            },
+            ..e
+        })
+    }
+}
+
+impl LrSchedule {
     /// Checks the settings: at least one epoch, fewer warm-up epochs than epochs, finite
     /// non-negative rates and factor, and a positive base rate.
     pub fn new(config: LrScheduleConfig) -> Result<Self, ScheduleError> {
@@ -96,7 +122,7 @@ impl LrSchedule {
             return invalid(
                 "warmup_epochs",
                 &c.warmup_epochs,
-                "must be below `num_epochs`: the cosine phase needs at least one epoch",
+                "must be below the number of epochs: the cosine phase needs at least one epoch",
             );
         }
         if !(c.base_lr.is_finite() && c.base_lr > 0.0) {

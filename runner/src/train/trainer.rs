@@ -15,7 +15,7 @@ use super::checkpoint::{self, CheckpointError, Position};
 use super::memory;
 use super::optim::OptimError;
 use super::precision::{autocast, AutocastError};
-use super::schedule::{LrSchedule, LrScheduleConfig, ScheduleError};
+use super::schedule::{LrSchedule, ScheduleError};
 use super::scores::ScoreStore;
 use super::step::{self, Batch, MtpBatch, StepError};
 use crate::components::{self, ComponentError};
@@ -91,7 +91,7 @@ pub enum RunError {
         #[source]
         source: Box<PluginError>,
     },
-    #[error("`train`: {0}")]
+    #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -306,13 +306,7 @@ pub fn train(
         mtp_depth: mtp_depth(cfg, &losses),
     };
 
-    let schedule = LrSchedule::new(LrScheduleConfig {
-        base_lr: t.lr,
-        num_epochs: t.epochs,
-        warmup_epochs: t.warmup_epochs,
-        warmup_factor: t.warmup_factor,
-        ..LrScheduleConfig::default()
-    })?;
+    let schedule = LrSchedule::for_training(t)?;
     let mut opt = t.adam.build(&vs);
     // Rank 0 loads the evaluation sets too; the others wait for it as for its evaluations.
     group.wait_for_leader()?;
