@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use gadms::data::convert;
 use gadms::data::stats::SplitStats;
 use gadms::data::tokenizer::Tokenizer;
 use gadms::dist::launch::Launch;
@@ -154,6 +155,41 @@ enum DatasetCommand {
         #[arg(long, default_value_t = ModelConfig::vit_b16().context_length as usize)]
         context_length: usize,
     },
+    /// Convert a dataset as published into the layout its plugin reads.
+    ///
+    /// `webperson`: the Hugging Face release (`Kaichengalex/WebPerson-1M` or `-5M`, parquet
+    /// shards `data/train-*.parquet`) becomes `<root>/images/<image_path>`, each image's bytes
+    /// unchanged, and one annotation JSON `<root>/<annotations>`; then
+    /// `gadms-run dataset stats --plugin webperson --root <root>` loads it. Shards are read one
+    /// at a time and the JSON is written as it grows, so memory stays small at 5 M images.
+    ///
+    /// Converting again into the same root overwrites its images and annotation file (images
+    /// of earlier conversions that the shards no longer name stay, unused). A conversion that
+    /// stops on an error keeps the images it wrote but writes no annotation file (an earlier
+    /// one stays as it was).
+    Convert {
+        /// The dataset: `webperson`.
+        #[arg(value_enum)]
+        dataset: ConvertDataset,
+        /// The download: a folder (its `data/train-*.parquet`, else its `*.parquet`, by name)
+        /// or shard files, in the order given.
+        #[arg(long = "from", value_name = "DIR|FILE", required = true, num_args = 1..)]
+        from: Vec<PathBuf>,
+        /// The folder to write, the plugin's `root` (created if needed).
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// The annotation file's name under the root; the plugin reads it with option
+        /// `annotations` (this default needs none).
+        #[arg(long, value_name = "NAME", default_value = convert::DEFAULT_ANNOTATIONS)]
+        annotations: String,
+    },
+}
+
+/// The datasets `dataset convert` knows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvertDataset {
+    /// WebPerson's Hugging Face parquet shards.
+    Webperson,
 }
 
 fn main() -> ExitCode {
@@ -370,7 +406,45 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 context_length,
             )
         }
+        Command::Dataset {
+            command:
+                DatasetCommand::Convert {
+                    dataset: ConvertDataset::Webperson,
+                    from,
+                    root,
+                    annotations,
+                },
+        } => convert_webperson(&from, &root, &annotations),
     }
+}
+
+/// `dataset convert webperson`: a line per shard on stderr as it finishes, the summary and
+/// the command that loads the result on stdout.
+fn convert_webperson(from: &[PathBuf], root: &Path, annotations: &str) -> Result<ExitCode> {
+    let shards = convert::find_shards(from)?;
+    eprintln!("converting {} shard(s) into {}", shards.len(), root.display());
+    let summary = convert::convert_webperson(&shards, root, annotations, |done| {
+        eprintln!(
+            "shard {}/{} {}: {} images, {} bytes",
+            done.number,
+            done.of,
+            done.shard.display(),
+            done.images,
+            done.image_bytes
+        )
+    })
+    .with_context(|| format!("converting WebPerson into {}", root.display()))?;
+    println!("{summary}");
+    let option = if annotations == convert::DEFAULT_ANNOTATIONS {
+        String::new()
+    } else {
+        format!(" --option annotations={annotations}")
+    };
+    println!(
+        "check it with: gadms-run dataset stats --plugin webperson --root {}{option}",
+        root.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Starts this machine's ranks of every run of `spec` (`--nproc-per-node`): the same command

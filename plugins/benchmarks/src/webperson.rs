@@ -7,9 +7,10 @@
 //! identity and its own image entry (pid = image index = sample index), which is what keys
 //! the score table by sample. Everything is `train`.
 //!
-//! The Hugging Face release (parquet shards under `data/`) is not read: converting it once
-//! to this layout costs less than decoding parquet on every load, and keeps a parquet
-//! dependency out of the plugin.
+//! The Hugging Face release (parquet shards under `data/`) is read through
+//! `gadms-run dataset convert webperson --from <download> --root <root>`, which writes this
+//! layout once: converting costs less than decoding parquet on every load, and keeps a
+//! parquet dependency out of the plugin.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ impl DatasetFactory for Factory {
         }
         let annotations = root.join(&options.annotations);
         if !annotations.is_file() {
-            return Err(missing_annotations(&root, annotations));
+            return Err(missing_annotations(&root, &options.annotations, annotations));
         }
         let images = root.join("images");
         if !images.is_dir() {
@@ -97,22 +98,23 @@ impl DatasetFactory for Factory {
 }
 
 /// Explains what to do, telling the unconverted Hugging Face release apart.
-fn missing_annotations(root: &Path, annotations: PathBuf) -> PluginError {
+fn missing_annotations(root: &Path, name: &str, annotations: PathBuf) -> PluginError {
     let shards = std::fs::read_dir(root.join("data")).is_ok_and(|mut entries| {
-        entries.any(|e| {
-            e.is_ok_and(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with("train-") && name.ends_with(".parquet")
-            })
-        })
+        entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet")))
     });
     let message = if shards {
+        // The command writes the file this dataset's options name.
+        let option = if name == WebPersonOptions::default().annotations {
+            String::new()
+        } else {
+            format!(" --annotations {name}")
+        };
         format!(
-            "missing annotation file; {} holds the Hugging Face release (data/train-*.parquet), \
-             which this plugin does not read. Convert it once: write each row's `image` to \
-             images/<image_path> and a JSON list of {{\"<image_path>\": {{\"caption1\": …, \
-             \"caption2\": …}}}} objects to this file (or name yours with option `annotations`)",
-            root.display()
+            "missing annotation file; {root} holds the Hugging Face release (data/*.parquet), which \
+             this plugin reads once converted: run `gadms-run dataset convert webperson --from {root} \
+             --root {root}{option}` (it writes images/ and {name} beside data/; the shards can go \
+             afterwards)",
+            root = root.display(),
         )
     } else {
         "missing annotation file; set option `annotations` to the JSON's name under the root \

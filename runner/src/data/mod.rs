@@ -1,5 +1,6 @@
 //! Turning dataset records into model inputs.
 
+pub mod convert;
 pub mod images;
 pub mod loader;
 pub mod screen;

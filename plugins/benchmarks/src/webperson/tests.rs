@@ -131,7 +131,22 @@ fn parquet_shards_without_annotations_ask_for_the_conversion() {
     f.write("data/train-00000-of-00002.parquet", b"PAR1");
     let err = error(open(&f, ""));
     assert!(
-        err.contains("data/train-*.parquet") && err.contains("Convert it once") && err.contains("image_path"),
+        err.contains("data/*.parquet")
+            && err.contains("gadms-run dataset convert webperson --from")
+            && err.contains(&f.root.display().to_string()),
+        "{err}"
+    );
+    // A named annotation file is what the command is told to write.
+    let err = error(open(&f, "annotations = \"100w.json\""));
+    assert!(
+        err.contains("--annotations 100w.json` (it writes images/ and 100w.json"),
+        "{err}"
+    );
+    // Without shards the message is about the file name instead.
+    f.remove("data/train-00000-of-00002.parquet");
+    let err = error(open(&f, ""));
+    assert!(
+        !err.contains("dataset convert") && err.contains("100w.json"),
         "{err}"
     );
 }
