@@ -236,6 +236,22 @@ fn a_warm_up_as_long_as_the_training_fails_validation_naming_the_key() {
 }
 
 #[test]
+fn bad_augmentation_settings_fail_validation_naming_the_key() {
+    for (setting, key) in [
+        ("pad = -2", "train.augment.pad"),
+        ("erase = 1.5", "train.augment.erase"),
+        ("erase_area = [0.5, 0.1]", "train.augment.erase_area"),
+    ] {
+        let tables = format!("[base.masking]\nplugin = \"none\"\n\n[base.train.augment]\n{setting}");
+        let (ok, text) = validate_with("augment", &tables);
+        assert!(!ok && text.contains(&format!("`{key}`")), "{setting}: {text}");
+    }
+    let tables = "[base.masking]\nplugin = \"none\"\n\n[base.train.augment]\npad = 2\nerase = 0.0";
+    let (ok, text) = validate_with("augment-ok", tables);
+    assert!(ok, "{text}");
+}
+
+#[test]
 fn bad_plugin_options_name_the_plugin_and_the_key() {
     let (ok, text) = validate_with_masking("bad-options", "plugin = \"gadms\"\nscorr = \"gass\"");
     assert!(!ok);

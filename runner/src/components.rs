@@ -35,6 +35,8 @@ pub enum ComponentError {
     Init(#[from] ImportError),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Train(String),
 }
 
 /// The vocabulary layout of a model config.
@@ -146,6 +148,7 @@ pub fn check(
 ) -> Result<(), ComponentError> {
     let model = config.model.resolve().map_err(ComponentError::Model)?;
     LrSchedule::for_training(&config.train)?;
+    config.train.augment.validate().map_err(ComponentError::Train)?;
     if let Some(init) = &config.model.init {
         let file = base_dir.join(init);
         if !file.is_file() {

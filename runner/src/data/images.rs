@@ -10,20 +10,60 @@ use std::path::PathBuf;
 
 use gadms_plugin::dataset::ImageSource;
 use gadms_plugin::rng::Rng;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// CLIP's normalisation constants.
 pub const MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 pub const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
-/// Parameters of the train-time augmentation; the defaults are the reference's.
-#[derive(Debug, Clone, Copy)]
+/// Parameters of the train-time augmentation (`[train.augment]`); the defaults are the
+/// reference's, which were chosen for 384×128 inputs: a small model's 96×32 images may want a
+/// smaller `pad` and less erasing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Augment {
+    /// Probability of a horizontal flip.
     pub flip: f64,
+    /// Black border added on every side before the random crop back to size, in pixels.
     pub pad: i64,
+    /// Probability of random erasing.
     pub erase: f64,
+    /// Range of the erased area as a fraction of the image.
     pub erase_area: (f64, f64),
+    /// Range of the erased rectangle's aspect ratio (drawn log-uniformly).
     pub erase_ratio: (f64, f64),
+}
+
+impl Augment {
+    /// Checks the settings; the error names the key under `train.augment` and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let probability = |key: &str, p: f64| {
+            if (0.0..=1.0).contains(&p) {
+                Ok(())
+            } else {
+                Err(format!("`train.augment.{key}` = {p}: a probability, in [0, 1]"))
+            }
+        };
+        probability("flip", self.flip)?;
+        probability("erase", self.erase)?;
+        if self.pad < 0 {
+            return Err(format!("`train.augment.pad` = {}: pixels, at least 0", self.pad));
+        }
+        let (lo, hi) = self.erase_area;
+        if !(0.0 < lo && lo <= hi && hi <= 1.0) {
+            return Err(format!(
+                "`train.augment.erase_area` = [{lo}, {hi}]: fractions of the image with 0 < low ≤ high ≤ 1"
+            ));
+        }
+        let (lo, hi) = self.erase_ratio;
+        if !(0.0 < lo && lo <= hi && hi.is_finite()) {
+            return Err(format!(
+                "`train.augment.erase_ratio` = [{lo}, {hi}]: aspect ratios with 0 < low ≤ high"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Augment {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::images::Augment;
 use crate::model::ModelConfig;
 use crate::train::optim::AdamConfig;
 use crate::train::precision::Precision;
@@ -147,6 +148,8 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// libtorch intra-op threads (0 = libtorch's default).
     pub threads: usize,
+    /// The train-time image augmentation.
+    pub augment: Augment,
 }
 
 impl Default for TrainConfig {
@@ -164,6 +167,7 @@ impl Default for TrainConfig {
             workers: 2,
             eval_batch_size: 256,
             threads: 0,
+            augment: Augment::default(),
         }
     }
 }

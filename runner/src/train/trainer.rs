@@ -19,7 +19,6 @@ use super::schedule::{LrSchedule, ScheduleError};
 use super::scores::ScoreStore;
 use super::step::{self, Batch, MtpBatch, StepError};
 use crate::components::{self, ComponentError};
-use crate::data::images::Augment;
 use crate::data::loader::{DataError, EpochData, EpochLoader, HostBatch, TokenizedSplit};
 use crate::data::screen;
 use crate::data::tokenizer::{Tokenizer, TokenizerError};
@@ -401,7 +400,7 @@ pub fn train(
             masking: Arc::clone(&masking),
             scores: scores.snapshot(),
             image_size: model_cfg.image_size,
-            augment: Augment::default(),
+            augment: t.augment,
             seed: plan.seed,
             epoch: epoch as u64,
         });
