@@ -1,6 +1,7 @@
 //! The runner end to end, driving the real binary on a tiny synthetic spec: training and
-//! evaluation write a run folder; finished runs are skipped; a failing variant (a plugin
-//! option the model cannot satisfy, a diverging loss) is recorded and the others go on.
+//! evaluation write a run folder; finished runs are skipped, unless the code of a plugin
+//! they use changed; a failing variant (a plugin option the model cannot satisfy, a
+//! diverging loss) is recorded and the others go on.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -321,6 +322,116 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
     );
     std::fs::remove_dir_all(whole).unwrap();
     std::fs::remove_dir_all(cut).unwrap();
+}
+
+#[test]
+fn a_finished_run_is_redone_when_a_plugin_library_it_uses_changes() {
+    // A copy of the binary with copies of the plugin libraries beside it: the only plugins
+    // it finds are these, which the test can change.
+    let dir = setup("plugin-code");
+    let spec = SPEC
+        .replace("epochs = 2\nwarmup_epochs = 1", "epochs = 1\nwarmup_epochs = 0")
+        .split("[[variant]]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[[variant]]\nname = \"ga-dms\"\n";
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let built = Path::new(env!("CARGO_BIN_EXE_gadms-run")).parent().unwrap();
+    let lib = |name: &str| format!("lib{name}{}", std::env::consts::DLL_SUFFIX);
+    let exe = bin.join("gadms-run");
+    std::fs::copy(built.join("gadms-run"), &exe).unwrap();
+    for name in [
+        "gadms_synthetic_persons",
+        "gadms_masking",
+        "gadms_losses",
+        "gadms_template_masking",
+    ] {
+        std::fs::copy(built.join(lib(name)), bin.join(lib(name))).unwrap();
+    }
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(&exe)
+            .env("GADMS_PLUGIN_PATH", "")
+            .arg("run")
+            .arg(dir.join("spec.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let planned = |text: &str| -> String {
+        let line = text.lines().find(|l| l.starts_with("ga-dms"));
+        line.unwrap_or_else(|| panic!("{text}")).to_string()
+    };
+    let append = |name: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(bin.join(lib(name)))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"rebuilt").unwrap();
+    };
+
+    run(&[]);
+    let first = status(&dir, "ga-dms");
+    assert_eq!(first["state"], "done");
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/plugins.json")).unwrap(),
+    )
+    .unwrap();
+    let masking = recorded
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "masking")
+        .unwrap_or_else(|| panic!("{recorded}"));
+    let digest = |name: &str| -> String {
+        use sha2::Digest;
+        let bytes = std::fs::read(bin.join(lib(name))).unwrap();
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert!(
+        masking["name"] == "gadms" && masking["sha256"] == digest("gadms_masking"),
+        "{recorded}"
+    );
+    assert_eq!(
+        recorded.as_array().unwrap().len(),
+        4,
+        "synthetic-persons, gadms, sdm, mtp: {recorded}"
+    );
+
+    // Nothing changed, or only a library the run does not use: the run is skipped.
+    append("gadms_template_masking");
+    assert!(planned(&run(&["--dry-run"])).ends_with("skip (done)"));
+    assert!(run(&[]).contains("finished before; skipped"));
+
+    append("gadms_masking");
+    let line = planned(&run(&["--dry-run"]));
+    assert!(line.ends_with("run (plugin code changed)"), "{line}");
+    let text = run(&[]);
+    assert!(
+        text.contains("[ga-dms seed 3] plugin code changed since the stored run; running it again"),
+        "{text}"
+    );
+    let second = status(&dir, "ga-dms");
+    assert!(
+        second["state"] == "done"
+            && second["hash"] != first["hash"]
+            && second["config_hash"] == first["config_hash"]
+            && line.contains(second["hash"].as_str().unwrap()),
+        "{first} {second}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

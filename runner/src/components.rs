@@ -4,13 +4,13 @@
 use gadms_plugin::dataset::Dataset;
 use gadms_plugin::loss::LossContext;
 use gadms_plugin::masking::{MaskingContext, Vocab};
-use gadms_plugin::{MaskingStrategy, PluginError};
+use gadms_plugin::{ComponentKind, MaskingStrategy, PluginError};
 use tch::nn;
 
 use crate::model::import::{self, ImportError};
 use crate::model::ModelConfig;
-use crate::plugin::{LookupError, PluginSet};
-use crate::spec::{ComponentConfig, RunConfig, DATASET_RUNNER_KEYS};
+use crate::plugin::{LookupError, PluginCode, PluginSet};
+use crate::spec::{ComponentConfig, LossConfig, RunConfig, DATASET_RUNNER_KEYS};
 use crate::train::schedule::{LrSchedule, ScheduleError};
 use crate::train::step::WeightedLoss;
 
@@ -68,8 +68,39 @@ pub fn masking(
         })
 }
 
-/// Builds every loss of `config` under `root` (parameter names at the reference's top level).
-/// A loss with weight 0 is off: it is not built, so a variant can drop a loss of the base.
+/// The losses of `config` that a run builds, each with its plugin (the table's key unless
+/// `plugin` is given). A loss with weight 0 is off: it is not built, so a variant can drop a
+/// loss of the base.
+fn built_losses(config: &RunConfig) -> impl Iterator<Item = (&String, &LossConfig, &str)> {
+    config
+        .losses
+        .iter()
+        .filter(|(_, l)| l.weight != 0.0)
+        .map(|(name, l)| (name, l, l.plugin.as_deref().unwrap_or(name)))
+}
+
+/// The code of every plugin component a run of `config` uses (its datasets, masking
+/// strategy and the losses it builds), sorted, each once: with the config, a run's identity.
+/// A component no library provides is left out; checking or running the config fails on it
+/// with the lookup error.
+pub fn code(plugins: &PluginSet, config: &RunConfig) -> Vec<PluginCode> {
+    let datasets = std::iter::once(&config.data.train)
+        .chain(&config.data.eval)
+        .map(|d| (ComponentKind::Dataset, d.plugin.as_str()));
+    let masking = (ComponentKind::Masking, config.masking.plugin.as_str());
+    let losses = built_losses(config).map(|(_, _, plugin)| (ComponentKind::Loss, plugin));
+    let mut code: Vec<PluginCode> = datasets
+        .chain([masking])
+        .chain(losses)
+        .filter_map(|(kind, name)| plugins.code(kind, name))
+        .collect();
+    code.sort();
+    code.dedup();
+    code
+}
+
+/// Builds every loss of `config` under `root` (parameter names at the reference's top level),
+/// except those switched off (see [`built_losses`]).
 pub fn losses(
     plugins: &PluginSet,
     config: &RunConfig,
@@ -82,14 +113,10 @@ pub fn losses(
         vocab: vocab(model),
         num_classes,
     };
-    config
-        .losses
-        .iter()
-        .filter(|(_, l)| l.weight != 0.0)
-        .map(|(name, l)| {
-            let plugin = l.plugin.clone().unwrap_or_else(|| name.clone());
+    built_losses(config)
+        .map(|(name, l, plugin)| {
             let key = format!("losses.{name}");
-            let factory = plugins.loss(&plugin).map_err(|source| ComponentError::Lookup {
+            let factory = plugins.loss(plugin).map_err(|source| ComponentError::Lookup {
                 key: key.clone(),
                 source: Box::new(source),
             })?;
@@ -98,7 +125,7 @@ pub fn losses(
                 .build(root, &ctx, &options)
                 .map_err(|source| ComponentError::Plugin {
                     key,
-                    plugin: plugin.clone(),
+                    plugin: plugin.to_string(),
                     source: Box::new(source),
                 })?;
             Ok(WeightedLoss {

@@ -21,7 +21,7 @@ pub struct Selection {
     pub rerun_failed: bool,
     /// Run everything selected again, finished or not.
     pub force: bool,
-    /// Only the runs with these config hashes (all when empty).
+    /// Only the runs with these hashes (all when empty).
     pub runs: Vec<String>,
 }
 
@@ -79,6 +79,9 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
             .map(|st| st.state.as_str())
             .unwrap_or("new");
         let action = match selection.action(plan, &dir) {
+            Action::Run if dir.status().is_some_and(|st| st.code_changed(plan)) => {
+                "run (plugin code changed)"
+            }
             Action::Run => "run",
             Action::Resume => "resume",
             Action::SkipDone => "skip (done)",
@@ -94,18 +97,27 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
 }
 
 /// Writes the experiment's index and marks every run about to start fresh as `pending`,
-/// so the store shows the whole matrix from the start.
-fn mark_pending(spec: &Spec, selection: &Selection) -> Result<(), StoreError> {
+/// so the store shows the whole matrix from the start. Returns a line for each run that
+/// starts again because the code of its plugins changed, which marking erases from the store.
+fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
     let out = spec.output_dir();
     ExperimentIndex::of(spec).write(&out)?;
+    let mut notes = Vec::new();
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let fresh = dir.status().is_none_or(|s| s.hash != plan.hash);
+        let status = dir.status();
+        let fresh = status.as_ref().is_none_or(|s| s.hash != plan.hash);
         if fresh && selection.action(plan, &dir) == Action::Run {
-            dir.set_status(State::Pending, &plan.hash, None)?;
+            if status.is_some_and(|s| s.code_changed(plan)) {
+                notes.push(format!(
+                    "[{} seed {}] plugin code changed since the stored run; running it again",
+                    plan.variant, plan.seed
+                ));
+            }
+            dir.set_status(State::Pending, plan, None)?;
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// One line of the summary.
@@ -183,7 +195,9 @@ pub fn run(
         .filter(|p| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected);
     let progress = Progress::new(selected.count() as u64);
     if group.is_leader() {
-        mark_pending(spec, selection)?;
+        for note in mark_pending(spec, selection)? {
+            progress.println(&note);
+        }
     }
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
@@ -206,13 +220,13 @@ pub fn run(
                 let resume = action == Action::Resume;
                 match (group.is_leader(), resume) {
                     (false, _) => {}
-                    (true, true) => dir.set_status(State::Running, &plan.hash, None)?,
+                    (true, true) => dir.set_status(State::Running, plan, None)?,
                     (true, false) => dir.begin(plan)?,
                 }
                 match trainer::train(plan, plugins, &spec.dir(), &dir, resume, &progress, group) {
                     Ok(result) => {
                         if group.is_leader() {
-                            dir.set_status(State::Done, &plan.hash, None)?;
+                            dir.set_status(State::Done, plan, None)?;
                         }
                         let detail = result
                             .last
@@ -226,7 +240,7 @@ pub fn run(
                     Err(e) => {
                         let message = error_chain(&e);
                         dir.log_line(&format!("failed: {message}"))?;
-                        dir.set_status(State::Failed, &plan.hash, Some(message.clone()))?;
+                        dir.set_status(State::Failed, plan, Some(message.clone()))?;
                         progress.println(&format!(
                             "[{} seed {}] failed: {message}",
                             plan.variant, plan.seed
@@ -278,7 +292,7 @@ fn fail_across_ranks(
         match &cause {
             Some(cause) => {
                 dir.log_line(&format!("failed: {cause}"))?;
-                dir.set_status(State::Failed, &plan.hash, Some(cause.clone()))?;
+                dir.set_status(State::Failed, plan, Some(cause.clone()))?;
             }
             None => dir.log_line(&format!(
                 "interrupted: {message}; the next launch resumes from the last checkpoint"
@@ -319,7 +333,9 @@ pub fn run_on_devices(
             .copied()
             .collect::<std::collections::VecDeque<_>>(),
     );
-    mark_pending(spec, selection)?;
+    for note in mark_pending(spec, selection)? {
+        eprintln!("{note}");
+    }
     std::thread::scope(|scope| {
         for device in devices {
             let (queue, child) = (&queue, &child);

@@ -37,11 +37,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train and evaluate every run of a spec (variants × seeds). Finished runs are
-    /// skipped; results go to `<output>/<experiment>/runs/<variant>/seed-<n>/`.
+    /// skipped unless their config or the code of a plugin they use changed; results go to
+    /// `<output>/<experiment>/runs/<variant>/seed-<n>/`.
     Run {
         /// The experiment spec (TOML).
         spec: PathBuf,
-        /// Print the run matrix with each run's config hash and stop.
+        /// Print the run matrix with each run's hash (of its config and plugin code) and stop.
         #[arg(long)]
         dry_run: bool,
         /// Override a key of every run, e.g. `--set train.epochs=2` (repeatable).
@@ -60,7 +61,7 @@ enum Command {
         /// or `cpu`. Each run is a child process; the device is not part of its identity.
         #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
         devices: Vec<String>,
-        /// Only the run with this config hash (repeatable; used by `--devices`).
+        /// Only the run with this hash (repeatable; used by `--devices`).
         #[arg(long = "run", value_name = "HASH", hide = true)]
         runs: Vec<String>,
         /// Train each run across N processes of this machine (data parallel, one GPU each
@@ -227,8 +228,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             node_rank,
             store,
         } => {
-            let spec = Spec::load(&spec_file, &overrides)?;
+            let mut spec = Spec::load(&spec_file, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
+            spec.bind_plugins(&plugins);
             // A device child (`--run HASH`) reports nothing: its parent writes the report.
             let write_report = runs.is_empty();
             let selection = gadms::experiment::Selection {

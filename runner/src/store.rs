@@ -1,8 +1,8 @@
 //! The run store: one folder per run, `<output>/<experiment>/runs/<variant>/seed-<n>/`,
-//! holding the resolved config, a status written atomically, a metrics log that Polars
-//! reads as NDJSON (`pl.read_ndjson`), and a human-readable log; and beside `runs/`,
-//! `experiment.json`, the run matrix of the spec, so reports know which runs should exist
-//! without the spec at hand.
+//! holding the resolved config, the plugin libraries it runs with, a status written
+//! atomically, a metrics log that Polars reads as NDJSON (`pl.read_ndjson`), and a
+//! human-readable log; and beside `runs/`, `experiment.json`, the run matrix of the spec,
+//! so reports know which runs should exist without the spec at hand.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,12 +51,25 @@ impl State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub state: State,
-    /// Hash of the resolved config the status belongs to.
+    /// The identity (config and plugin code) of the run the status belongs to.
     pub hash: String,
+    /// The hash of the config alone, which tells a run redone for new plugin code from one
+    /// redone for a new config.
+    #[serde(default)]
+    pub config_hash: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
     /// Seconds since the Unix epoch.
     pub updated: u64,
+}
+
+impl Status {
+    /// Whether the status is of a run with `plan`'s config made with other plugin code. A
+    /// status written before plugin code was part of a run's identity has only `hash`, the
+    /// config hash then.
+    pub fn code_changed(&self, plan: &RunPlan) -> bool {
+        self.hash != plan.hash && self.config_hash.as_ref().unwrap_or(&self.hash) == &plan.config_hash
+    }
 }
 
 /// One run's folder.
@@ -80,7 +93,9 @@ impl RunDir {
         serde_json::from_str(&text).ok()
     }
 
-    /// Starts a run: creates the folder, writes the resolved config and a fresh metrics log.
+    /// Starts a run: creates the folder, writes the resolved config, the plugin libraries
+    /// the run uses with their digests (`plugins.json`, to see what a run was made with) and
+    /// a fresh metrics log.
     pub fn begin(&self, plan: &RunPlan) -> Result<(), StoreError> {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         // A TOML document (not the value's inline form), so that tools and reports parse it.
@@ -90,14 +105,17 @@ impl RunDir {
             plan.hash, plan.variant, plan.seed
         );
         write_atomic(&self.path.join("config.toml"), config.as_bytes())?;
+        let plugins = serde_json::to_string_pretty(&plan.code).expect("plugin code serialises");
+        write_atomic(&self.path.join("plugins.json"), plugins.as_bytes())?;
         for f in ["metrics.jsonl", "run.log"] {
             let p = self.path.join(f);
             std::fs::write(&p, b"").map_err(io(&p))?;
         }
-        self.set_status(State::Running, &plan.hash, None)
+        self.set_status(State::Running, plan, None)
     }
 
-    pub fn set_status(&self, state: State, hash: &str, error: Option<String>) -> Result<(), StoreError> {
+    /// Records the state of `plan`'s run.
+    pub fn set_status(&self, state: State, plan: &RunPlan, error: Option<String>) -> Result<(), StoreError> {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         let updated = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -105,7 +123,8 @@ impl RunDir {
             .unwrap_or(0);
         let status = Status {
             state,
-            hash: hash.to_string(),
+            hash: plan.hash.clone(),
+            config_hash: Some(plan.config_hash.clone()),
             error,
             updated,
         };
@@ -240,4 +259,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_tells_new_plugin_code_from_a_new_config() {
+        let text = "[experiment]\nname = \"t\"\n\n[base]\ndata.train = { plugin = \"d\" }\n\
+                    masking = { plugin = \"m\" }\nlosses = {}\n";
+        let spec = |text: &str| Spec::parse(Path::new("spec.toml"), text, &[]).unwrap();
+        let mut plan = spec(text).runs.remove(0);
+        let status = |hash: &str, config_hash: Option<&str>| Status {
+            state: State::Done,
+            hash: hash.into(),
+            config_hash: config_hash.map(Into::into),
+            error: None,
+            updated: 0,
+        };
+        let old = status(&plan.hash, Some(&plan.config_hash));
+        assert!(!old.code_changed(&plan), "the same run");
+        plan.hash = "rebound".into();
+        assert!(old.code_changed(&plan));
+        assert!(
+            status(&plan.config_hash, None).code_changed(&plan),
+            "a status of before plugin code counted holds the config hash"
+        );
+        let other = spec(&text.replace("\"d\"", "\"e\"")).runs.remove(0);
+        assert!(!old.code_changed(&other), "another config");
+    }
 }

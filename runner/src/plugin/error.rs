@@ -9,6 +9,13 @@ const REBUILD: &str = "rebuild the plugin in this workspace with the runner's pr
 /// Why a file in a plugin folder could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{}: not a loadable library ({reason}); remove it from the plugin folder", file.display())]
     NotALibrary { file: PathBuf, reason: String },
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use gadms_plugin::abi::{self, RegisterFn};
 use gadms_plugin::{Component, ComponentKind, DatasetFactory, LossFactory, MaskingFactory, Registry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 pub use discover::{default_search_path, plugin_files};
 pub use error::{LoadError, LookupError};
@@ -27,7 +29,20 @@ pub struct Loaded {
     pub package: String,
     pub version: String,
     pub file: PathBuf,
+    /// SHA-256 of the library file as it was loaded (hex).
+    pub sha256: String,
     component: Component,
+}
+
+/// The code of one component a run uses: the library that provides it and that library's
+/// SHA-256. It is part of the run's identity, so that a rebuilt plugin makes a new run
+/// instead of reusing results of the old code.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PluginCode {
+    pub kind: &'static str,
+    pub name: String,
+    pub sha256: String,
+    pub file: PathBuf,
 }
 
 /// Every plugin found on a search path.
@@ -46,10 +61,11 @@ impl PluginSet {
             ..Self::default()
         };
         for file in plugin_files(dirs) {
-            match load_library(&file) {
-                Ok(entries) => {
+            // Hashed once per library, however many components it registers.
+            match file_sha256(&file).and_then(|sha256| load_library(&file).map(|entries| (sha256, entries))) {
+                Ok((sha256, entries)) => {
                     for entry in entries {
-                        set.insert(entry, &file);
+                        set.insert(entry, &file, &sha256);
                     }
                 }
                 Err(e) => set.problems.push(e),
@@ -58,7 +74,7 @@ impl PluginSet {
         set
     }
 
-    fn insert(&mut self, reg: gadms_plugin::Registration, file: &Path) {
+    fn insert(&mut self, reg: gadms_plugin::Registration, file: &Path, sha256: &str) {
         let kind = reg.component.kind();
         let key = (kind, reg.name.clone());
         if let Some(first) = self.components.get(&key) {
@@ -80,6 +96,7 @@ impl PluginSet {
                 package: reg.package,
                 version: reg.version,
                 file: file.to_path_buf(),
+                sha256: sha256.to_string(),
                 component: reg.component,
             },
         );
@@ -111,6 +128,19 @@ impl PluginSet {
             })
     }
 
+    /// The code of component `name` of `kind`; `None` when no library provides it (using
+    /// it then fails with the lookup error).
+    pub fn code(&self, kind: ComponentKind, name: &str) -> Option<PluginCode> {
+        self.components
+            .get(&(kind, name.to_string()))
+            .map(|c| PluginCode {
+                kind: kind.as_str(),
+                name: c.name.clone(),
+                sha256: c.sha256.clone(),
+                file: c.file.clone(),
+            })
+    }
+
     pub fn dataset(&self, name: &str) -> Result<&dyn DatasetFactory, LookupError> {
         match &self.lookup(ComponentKind::Dataset, name)?.component {
             Component::Dataset(f) => Ok(f.as_ref()),
@@ -131,6 +161,15 @@ impl PluginSet {
             _ => unreachable!("components are keyed by kind"),
         }
     }
+}
+
+/// SHA-256 of a library file's bytes, in hex.
+fn file_sha256(file: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(file).map_err(|source| LoadError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    Ok(Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Opens one library and runs the staged checks, then its registration.

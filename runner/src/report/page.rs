@@ -67,7 +67,7 @@ pub fn render(
         }
     }
 
-    s += "## Runs\n\n| variant | seed | config hash | state | note |\n| :-- | --: | :-- | :-- | :-- |\n";
+    s += "## Runs\n\n| variant | seed | hash | state | note |\n| :-- | --: | :-- | :-- | :-- |\n";
     for r in &experiment.runs {
         let note = match &r.state {
             RunState::Failed(e) => e.replace('|', "\\|").replace('\n', " "),

@@ -40,7 +40,8 @@ impl RunState {
 pub struct StoredRun {
     pub variant: String,
     pub seed: u64,
-    /// The planned config hash, or the one in the run's status for a store without index.
+    /// The planned run hash (config and plugin code), or the one in the run's status for a
+    /// store without index.
     pub hash: Option<String>,
     pub state: RunState,
     /// The resolved config (`config.toml`), when the run started.

@@ -1,7 +1,8 @@
 //! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
 //! `[[variant]]` tables deep-merged over it. Expanding a spec gives one [`RunPlan`] per
-//! variant × seed, each with the fully resolved configuration and its hash — a run's
-//! identity.
+//! variant × seed, each with the fully resolved configuration and its hash; once the
+//! plugins are loaded, [`Spec::bind_plugins`] adds the code of the plugins each run uses to
+//! its identity.
 
 mod config;
 mod merge;
@@ -9,9 +10,11 @@ mod sweep;
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Value;
+
+use crate::plugin::{PluginCode, PluginSet};
 
 pub use config::{
     ComponentConfig, DataConfig, LossConfig, ModelSpec, RunConfig, TrainConfig, DATASET_RUNNER_KEYS,
@@ -82,6 +85,11 @@ pub struct RunPlan {
     /// The resolved configuration as TOML (written into the run folder).
     pub resolved: Value,
     /// First 16 hex digits of the SHA-256 of the resolved configuration.
+    pub config_hash: String,
+    /// The code of the plugins the run uses (empty until [`Spec::bind_plugins`]).
+    pub code: Vec<PluginCode>,
+    /// The run's identity: the config hash and `code` hashed together (see [`identity`]).
+    /// Stored results are reused only for the same identity.
     pub hash: String,
 }
 
@@ -238,16 +246,29 @@ impl Spec {
             if let Value::Table(t) = &mut with_seed {
                 t.insert("seed".into(), Value::Integer(seed as i64));
             }
-            let hash = hash_of(&with_seed);
+            let config_hash = hash_of(&with_seed);
             RunPlan {
                 variant: name.clone(),
                 seed,
                 config: config.clone(),
                 resolved: with_seed,
-                hash,
+                hash: identity(&config_hash, &[]),
+                config_hash,
+                code: Vec::new(),
             }
         });
         Ok(plans.collect())
+    }
+
+    /// Makes the code of the plugins each run uses part of its identity, so that results
+    /// made with other code (a plugin edited and rebuilt since) are not reused. Call it once
+    /// the plugins are loaded, before anything compares run hashes; every process that
+    /// loads the same libraries (device children, ranks) computes the same hashes.
+    pub fn bind_plugins(&mut self, plugins: &PluginSet) {
+        for plan in &mut self.runs {
+            plan.code = crate::components::code(plugins, &plan.config);
+            plan.hash = identity(&plan.config_hash, &plan.code);
+        }
     }
 
     /// Folder of the spec file; relative paths in the spec are resolved against it.
@@ -337,10 +358,18 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Canonical hash of a resolved configuration (tables are sorted maps, so equal configs
-/// serialise identically).
-fn hash_of(value: &Value) -> String {
-    let canonical = serde_json::to_string(value).expect("TOML values serialise to JSON");
+/// A run's identity from its config hash and the code of its plugins (sorted): each
+/// component's kind, name and library digest, not the library's path, so that moving a
+/// plugin folder keeps the runs.
+fn identity(config_hash: &str, code: &[PluginCode]) -> String {
+    let code: Vec<[&str; 3]> = code.iter().map(|c| [c.kind, &c.name, &c.sha256]).collect();
+    hash_of(&(config_hash, code))
+}
+
+/// Canonical hash of a resolved configuration or an identity (tables are sorted maps, so
+/// equal configs serialise identically).
+fn hash_of(value: &impl Serialize) -> String {
+    let canonical = serde_json::to_string(value).expect("TOML values and strings serialise to JSON");
     let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -160,3 +160,32 @@ fn tidy_drops_the_dot_steps_it_can() {
     assert_eq!(t("../a/../../b"), "../../b");
     assert_eq!(t("/r/../s"), "/s");
 }
+
+#[test]
+fn a_runs_identity_covers_its_plugin_code_but_not_where_the_libraries_lie() {
+    let code = |sha256: &str, file: &str| PluginCode {
+        kind: "masking",
+        name: "gadms".into(),
+        sha256: sha256.into(),
+        file: file.into(),
+    };
+    let plan = &parse(SPEC, &[]).unwrap().runs[0];
+    assert_eq!(
+        plan.hash,
+        identity(&plan.config_hash, &[]),
+        "a plan knows no code before the plugins are bound"
+    );
+    let bound = identity(&plan.config_hash, &[code("aa", "/a/libm.so")]);
+    assert_ne!(bound, plan.hash);
+    assert_ne!(bound, plan.config_hash);
+    assert_eq!(
+        bound,
+        identity(&plan.config_hash, &[code("aa", "/b/libm.so")]),
+        "moving a plugin folder keeps the runs"
+    );
+    assert_ne!(
+        bound,
+        identity(&plan.config_hash, &[code("ab", "/a/libm.so")]),
+        "a rebuilt library makes a new run"
+    );
+}

@@ -47,7 +47,8 @@ pub struct Position {
     /// The last finished epoch.
     pub epoch: usize,
     pub global_step: usize,
-    /// The config hash of the run that wrote it; a checkpoint of another config is ignored.
+    /// The hash (config and plugin code) of the run that wrote it; a checkpoint of another
+    /// run is ignored.
     pub hash: String,
 }
 
