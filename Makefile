@@ -47,7 +47,9 @@ lint: $(STAMP) $(GLOO_HEADERS)
 	$(CARGO_ENV) $(CARGO) fmt --all --check
 	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
+# The ablation fine-tunes the tiny CLIP that the first spec trains (skipped once finished).
 demo: build
+	./target/release/gadms-run run experiments/quickstart/pretrain-clip.toml
 	./target/release/gadms-run run experiments/quickstart/ablation-masking.toml
 
 bench: build

@@ -460,6 +460,33 @@ fn the_paper_scale_specs_validate_and_stop_before_training_without_data() {
     }
 }
 
+/// The demo's two specs: the tiny CLIP's validates as it is; the ablation, which fine-tunes
+/// that CLIP, validates once its `init` names a weights file (here a one-tensor stand-in;
+/// `validate` checks the file's format, not its tensors).
+#[test]
+fn the_quickstart_specs_validate() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/quickstart");
+    let validate = |spec: &str, set: &[String]| {
+        let mut args = vec!["validate".into(), quickstart.join(spec).into_os_string()];
+        for s in set {
+            args.extend(["--set".into(), s.into()]);
+        }
+        let (out, text) = cli::gadms_run(args);
+        assert!(out.status.success(), "{spec}: {text}");
+    };
+    validate("pretrain-clip.toml", &[]);
+    validate("noise-effect.toml", &[]);
+    let dir = cli::scratch("quickstart-validate");
+    let weights = dir.join("clip.safetensors");
+    let stand_in = tch::Tensor::zeros([1], tch::kind::FLOAT_CPU);
+    tch::Tensor::write_safetensors(&[("base_model.visual.proj", stand_in)], &weights).unwrap();
+    validate(
+        "ablation-masking.toml",
+        &[format!("model.init={}", weights.display())],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn devices_run_one_process_per_device_and_collect_the_outcomes() {
     let dir = setup("devices");

@@ -63,12 +63,18 @@ impl Selection {
     }
 }
 
+/// Width of the variant column of the printed tables: the longest name, 28 at least.
+fn variant_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|n| n.chars().count()).max().unwrap_or(0).max(28)
+}
+
 /// The run matrix, as `run --dry-run` prints it.
 pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     let out = spec.output_dir();
     let mut s = format!("experiment `{}` → {}\n", spec.experiment.name, out.display());
+    let w = variant_width(spec.runs.iter().map(|p| p.variant.as_str()));
     s += &format!(
-        "{:<28} {:>6}  {:<16}  {:<8}  action\n",
+        "{:<w$} {:>6}  {:<16}  {:<8}  action\n",
         "variant", "seed", "hash", "state"
     );
     for plan in &spec.runs {
@@ -89,7 +95,7 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
             Action::NotSelected => "skip (--only)",
         };
         s += &format!(
-            "{:<28} {:>6}  {:<16}  {:<8}  {action}\n",
+            "{:<w$} {:>6}  {:<16}  {:<8}  {action}\n",
             plan.variant, plan.seed, plan.hash, state
         );
     }
@@ -141,9 +147,10 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<28} {:>6}  {:<8}  detail", "variant", "seed", "result")?;
+        let w = variant_width(self.outcomes.iter().map(|o| o.variant.as_str()));
+        writeln!(f, "{:<w$} {:>6}  {:<8}  detail", "variant", "seed", "result")?;
         for o in &self.outcomes {
-            writeln!(f, "{:<28} {:>6}  {:<8}  {}", o.variant, o.seed, o.state, o.detail)?;
+            writeln!(f, "{:<w$} {:>6}  {:<8}  {}", o.variant, o.seed, o.state, o.detail)?;
         }
         let failed = self.outcomes.iter().filter(|o| o.state == "failed").count();
         writeln!(f, "{} run(s), {failed} failed", self.outcomes.len())
