@@ -38,7 +38,7 @@ pub enum LoadError {
         source: gadms_plugin::PluginError,
     },
 
-    #[error("{kind} plugin `{name}` is registered twice: by {} and by {}; remove one of the files or rename the component", first.display(), second.display())]
+    #[error("{kind} plugin `{name}` is registered twice: by {} (used: found first on the search path) and by {}; remove one of the files or rename the component", first.display(), second.display())]
     Duplicate {
         kind: ComponentKind,
         name: String,
