@@ -352,18 +352,12 @@ fn a_finished_run_is_redone_when_a_plugin_library_it_uses_changes() {
         std::fs::copy(built.join(lib(name)), bin.join(lib(name))).unwrap();
     }
     let run = |extra: &[&str]| {
-        let out = std::process::Command::new(&exe)
-            .env("GADMS_PLUGIN_PATH", "")
+        let mut c = std::process::Command::new(&exe);
+        c.env("GADMS_PLUGIN_PATH", "")
             .arg("run")
             .arg(dir.join("spec.toml"))
-            .args(extra)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .args(extra);
+        let (out, text) = cli::output(c);
         assert!(out.status.success(), "{text}");
         text
     };
@@ -392,14 +386,7 @@ fn a_finished_run_is_redone_when_a_plugin_library_it_uses_changes() {
         .iter()
         .find(|c| c["kind"] == "masking")
         .unwrap_or_else(|| panic!("{recorded}"));
-    let digest = |name: &str| -> String {
-        use sha2::Digest;
-        let bytes = std::fs::read(bin.join(lib(name))).unwrap();
-        sha2::Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let digest = |name: &str| gadms::digest::sha256_hex(&std::fs::read(bin.join(lib(name))).unwrap());
     assert!(
         masking["name"] == "gadms" && masking["sha256"] == digest("gadms_masking"),
         "{recorded}"

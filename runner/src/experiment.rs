@@ -79,13 +79,14 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     );
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let state = dir
-            .status()
+        let status = dir.status();
+        let state = status
+            .as_ref()
             .filter(|st| st.hash == plan.hash)
             .map(|st| st.state.as_str())
             .unwrap_or("new");
         let action = match selection.action(plan, &dir) {
-            Action::Run if dir.status().is_some_and(|st| st.code_changed(plan)) => {
+            Action::Run if status.as_ref().is_some_and(|st| st.code_changed(plan)) => {
                 "run (plugin code changed)"
             }
             Action::Run => "run",

@@ -7,6 +7,7 @@
 
 pub mod components;
 pub mod data;
+pub mod digest;
 pub mod dist;
 pub mod doctor;
 pub mod eval;

@@ -20,7 +20,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = command().args(args).output().unwrap();
+    let mut c = command();
+    c.args(args);
+    output(c)
+}
+
+/// Runs `command` (a `gadms-run`, possibly a copy elsewhere), asserts a normal exit and
+/// returns the output with stdout followed by stderr as text.
+pub fn output(mut command: Command) -> (Output, String) {
+    let out = command.output().unwrap();
     assert!(
         out.status.code().is_some(),
         "gadms-run was killed by a signal: {out:?}"

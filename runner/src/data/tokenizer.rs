@@ -357,7 +357,6 @@ mod tests {
 
     use gadms_golden::Golden;
     use serde_json::Value;
-    use sha2::{Digest, Sha256};
 
     use super::*;
 
@@ -368,12 +367,8 @@ mod tests {
 
     #[test]
     fn embedded_merges_are_openais_file() {
-        let digest: String = Sha256::digest(MERGES_GZ)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         assert_eq!(
-            digest,
+            crate::digest::sha256_hex(MERGES_GZ),
             "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
         );
     }

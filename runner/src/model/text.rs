@@ -92,8 +92,9 @@ impl TextTransformer {
     /// The leading columns of `ids` `[B, L]` that decide their sentence features: up to the
     /// latest EOS of the batch. Attention is causal, so no position after a row's EOS reaches
     /// it, and encoding this prefix gives the features of the full rows for a fraction of the
-    /// work (pedestrian captions are far shorter than CLIP's 77 positions). It reads the length back, so it
-    /// is for host tensors: the collator and the evaluator trim before the copy to the device.
+    /// work (pedestrian captions are far shorter than CLIP's 77 positions). It reads the
+    /// length back, so it is for host tensors: the collator and the evaluator trim before the
+    /// copy to the device.
     pub fn feature_prefix(ids: &Tensor) -> Tensor {
         let len = Self::eos_positions(ids).max().int64_value(&[]) + 1;
         ids.narrow(1, 0, len).contiguous()

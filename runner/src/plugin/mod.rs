@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use gadms_plugin::abi::{self, RegisterFn};
 use gadms_plugin::{Component, ComponentKind, DatasetFactory, LossFactory, MaskingFactory, Registry};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub use discover::{default_search_path, plugin_files};
 pub use error::{LoadError, LookupError};
@@ -169,7 +168,7 @@ fn file_sha256(file: &Path) -> Result<String, LoadError> {
         file: file.to_path_buf(),
         source,
     })?;
-    Ok(Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::digest::sha256_hex(&bytes))
 }
 
 /// Opens one library and runs the staged checks, then its registration.

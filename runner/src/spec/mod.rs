@@ -11,7 +11,6 @@ mod sweep;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use toml::Value;
 
 use crate::plugin::{PluginCode, PluginSet};
@@ -370,8 +369,9 @@ fn identity(config_hash: &str, code: &[PluginCode]) -> String {
 /// equal configs serialise identically).
 fn hash_of(value: &impl Serialize) -> String {
     let canonical = serde_json::to_string(value).expect("TOML values and strings serialise to JSON");
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut hex = crate::digest::sha256_hex(canonical.as_bytes());
+    hex.truncate(16);
+    hex
 }
 
 /// `a/b/../../c` → `c`, lexically (links are not resolved).
