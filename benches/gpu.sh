@@ -48,7 +48,7 @@ if [[ -x $here/bin/gadms-run ]]; then
 else
   repo=$(cd "$here/.." && pwd)
   bin=$repo/target/release
-  golden=${GADMS_GOLDEN_DIR:-$repo/../shared/golden}
+  golden=${GADMS_GOLDEN_DIR:-$repo/tests/golden/data}
   # The newest build of a test executable (cargo names them <test>-<hash>; the library's
   # unit tests gadms-<hash>).
   test_exe() {

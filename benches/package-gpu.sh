@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-target/gpu-package}
-golden=${GADMS_GOLDEN_DIR:-../shared/golden}
+golden=${GADMS_GOLDEN_DIR:-tests/golden/data}
 limit_mib=56
 
 source .venv/bin/activate

@@ -1,5 +1,5 @@
 """PyTorch-eager baseline of the GA-DMS pre-training step, written from the method spec
-(../shared/docs/gadms-method.md §1.9, §2, §4): SDM + 0.3·MTP with the gradient-attention
+(docs/method.md §1.9, §2, §4): SDM + 0.3·MTP with the gradient-attention
 score, Adam (eps 1e-3, L2 4e-5), random inputs.
 
 Two algorithms compute the same losses:

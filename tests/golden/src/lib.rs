@@ -1,6 +1,6 @@
 //! Reads the golden reference set (`manifest.json` plus safetensors files) produced by the
-//! authors' GA-DMS code. The folder comes from `GADMS_GOLDEN_DIR`, defaulting to
-//! `../shared/golden` beside the repository, so another set with the same layout runs
+//! authors' GA-DMS code. The folder comes from `GADMS_GOLDEN_DIR`, defaulting to the
+//! repository's copy in `tests/golden/data`, so another set with the same layout runs
 //! through the same tests. Tests take shapes, configs and tolerances from the manifest,
 //! never from constants of their own.
 
@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
-/// The golden folder.
+/// The golden folder: `GADMS_GOLDEN_DIR`, else the public set shipped in `data/`.
 pub fn dir() -> PathBuf {
     std::env::var_os("GADMS_GOLDEN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))
 }
 
 /// A loaded golden set.
