@@ -1,6 +1,8 @@
 //! Turning a run configuration into live plugin components, and checking a spec's plugin
 //! names and options before anything trains.
 
+use std::path::Path;
+
 use gadms_plugin::dataset::Dataset;
 use gadms_plugin::loss::LossContext;
 use gadms_plugin::masking::{MaskingContext, Vocab};
@@ -10,7 +12,8 @@ use tch::nn;
 use crate::model::import::{self, ImportError};
 use crate::model::ModelConfig;
 use crate::plugin::{LookupError, PluginCode, PluginSet};
-use crate::spec::{ComponentConfig, LossConfig, RunConfig, DATASET_RUNNER_KEYS};
+use crate::spec::{ComponentConfig, LossConfig, RunConfig, RunPlan, Upstream, DATASET_RUNNER_KEYS};
+use crate::train::init::{self, InitError};
 use crate::train::schedule::{LrSchedule, ScheduleError};
 use crate::train::step::WeightedLoss;
 
@@ -33,6 +36,8 @@ pub enum ComponentError {
     Model(String),
     #[error("`init`: {0}")]
     Init(#[from] ImportError),
+    #[error("`model.init`: {0}")]
+    InitWeights(#[from] Box<InitError>),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error("{0}")]
@@ -108,33 +113,65 @@ pub fn losses(
     root: &nn::Path,
     num_classes: i64,
 ) -> Result<Vec<WeightedLoss>, ComponentError> {
-    let ctx = LossContext {
-        embed_dim: model.embed_dim,
-        vocab: vocab(model),
-        num_classes,
-    };
+    let ctx = loss_context(model, num_classes);
     built_losses(config)
         .map(|(name, l, plugin)| {
-            let key = format!("losses.{name}");
-            let factory = plugins.loss(plugin).map_err(|source| ComponentError::Lookup {
-                key: key.clone(),
-                source: Box::new(source),
-            })?;
-            let options = toml::to_string(&l.options).expect("a TOML table serialises");
-            let loss = factory
-                .build(root, &ctx, &options)
-                .map_err(|source| ComponentError::Plugin {
-                    key,
-                    plugin: plugin.to_string(),
-                    source: Box::new(source),
-                })?;
             Ok(WeightedLoss {
                 name: name.clone(),
                 weight: l.weight,
-                loss,
+                loss: build_loss(plugins, name, l, plugin, &ctx, root)?,
             })
         })
         .collect()
+}
+
+/// Each loss of `config` built on a scratch CPU store of its own, with its spec key
+/// (`losses.<name>`): which parameters each loss creates.
+pub fn losses_apart(
+    plugins: &PluginSet,
+    config: &RunConfig,
+    model: &ModelConfig,
+    num_classes: i64,
+) -> Result<Vec<(String, nn::VarStore)>, ComponentError> {
+    let ctx = loss_context(model, num_classes);
+    built_losses(config)
+        .map(|(name, l, plugin)| {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            build_loss(plugins, name, l, plugin, &ctx, &vs.root())?;
+            Ok((format!("losses.{name}"), vs))
+        })
+        .collect()
+}
+
+fn loss_context(model: &ModelConfig, num_classes: i64) -> LossContext {
+    LossContext {
+        embed_dim: model.embed_dim,
+        vocab: vocab(model),
+        num_classes,
+    }
+}
+
+fn build_loss(
+    plugins: &PluginSet,
+    name: &str,
+    config: &LossConfig,
+    plugin: &str,
+    ctx: &LossContext,
+    root: &nn::Path,
+) -> Result<Box<dyn gadms_plugin::Loss>, ComponentError> {
+    let key = format!("losses.{name}");
+    let factory = plugins.loss(plugin).map_err(|source| ComponentError::Lookup {
+        key: key.clone(),
+        source: Box::new(source),
+    })?;
+    let options = toml::to_string(&config.options).expect("a TOML table serialises");
+    factory
+        .build(root, ctx, &options)
+        .map_err(|source| ComponentError::Plugin {
+            key,
+            plugin: plugin.to_string(),
+            source: Box::new(source),
+        })
 }
 
 /// Opens a dataset (reading nothing but its options yet).
@@ -166,29 +203,14 @@ pub fn dataset(
 
 /// Checks, before anything trains, that every plugin a run names exists and accepts its
 /// options (the masking strategy is created, the losses are built on a scratch store, the
-/// datasets are opened, which checks their files) and that the initial weights exist in a
-/// format gadms reads.
-pub fn check(
-    plugins: &PluginSet,
-    config: &RunConfig,
-    base_dir: &std::path::Path,
-) -> Result<(), ComponentError> {
+/// datasets are opened, which checks their files) and that the initial weights fit the
+/// model (every encoder parameter, the model's shapes). Returns notes for the user: a
+/// `model.init` naming a run not trained yet is explained, not refused.
+pub fn check(plugins: &PluginSet, plan: &RunPlan, base_dir: &Path) -> Result<Vec<String>, ComponentError> {
+    let config = &plan.config;
     let model = config.model.resolve().map_err(ComponentError::Model)?;
     LrSchedule::for_training(&config.train)?;
     config.train.augment.validate().map_err(ComponentError::Train)?;
-    if let Some(init) = &config.model.init {
-        let file = base_dir.join(init);
-        if !file.is_file() {
-            return Err(ComponentError::Model(format!(
-                "`init` = {}: no such file; put the weights there (a gadms checkpoint's \
-                 `checkpoint/model.safetensors`, OpenAI's ViT-B-16.pt, Hugging Face CLIP safetensors or an \
-                 IRRA/GA-DMS .pth) or change the path",
-                file.display()
-            )));
-        }
-        // Opening the file here reports a truncated, unknown or refused file before training.
-        import::inspect(&file)?;
-    }
     masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);
     // One class is enough to validate a classifier's options; the real count comes from the data.
@@ -197,5 +219,40 @@ pub fn check(
     for (i, e) in config.data.eval.iter().enumerate() {
         dataset(plugins, &format!("data.eval[{i}]"), e, base_dir)?;
     }
-    Ok(())
+    let mut notes = Vec::new();
+    match (plan.init_file(base_dir), plan.upstream.as_deref()) {
+        (None, _) => {}
+        (Some(file), _) if file.is_file() => {
+            // Opening the file first reports a truncated, unknown or refused file as such.
+            import::inspect(&file)?;
+            init::check(plugins, config, &model, &file).map_err(Box::new)?;
+        }
+        (Some(_), Some(up)) => notes.push(untrained_upstream(up, &model)?),
+        (Some(file), None) => {
+            return Err(ComponentError::Model(format!(
+                "`init` = {}: no such file; put the weights there (a gadms checkpoint's \
+                 `checkpoint/model.safetensors`, OpenAI's ViT-B-16.pt, Hugging Face CLIP safetensors or an \
+                 IRRA/GA-DMS .pth) or change the path",
+                file.display()
+            )))
+        }
+    }
+    Ok(notes)
+}
+
+/// The note for a `model.init` run that has no checkpoint yet, once its model is known to
+/// be this run's.
+fn untrained_upstream(up: &Upstream, model: &ModelConfig) -> Result<String, ComponentError> {
+    let theirs = up.config.model.resolve().map_err(ComponentError::Model)?;
+    if &theirs != model {
+        return Err(ComponentError::Model(format!(
+            "`init` is {}, whose model differs from this run's ({theirs:?} there, {model:?} here); \
+             its weights could not be loaded",
+            up.describe()
+        )));
+    }
+    Ok(format!(
+        "`model.init` is {}, not trained yet: `gadms-run run` trains it first (its model matches)",
+        up.describe()
+    ))
 }

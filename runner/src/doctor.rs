@@ -31,13 +31,12 @@ pub fn report(plugins: &PluginSet) -> String {
     )
     .unwrap();
     if cuda {
-        let names = gpu_names();
+        let gpus = crate::provenance::gpus();
         for i in 0..tch::Cuda::device_count() {
-            let name = names
-                .get(i as usize)
-                .map(String::as_str)
-                .unwrap_or("(name unavailable)");
-            writeln!(s, "  cuda:{i}  {name}").unwrap();
+            match gpus.get(i as usize) {
+                Some(gpu) => writeln!(s, "  cuda:{i}  {}  (driver {})", gpu.name, gpu.driver).unwrap(),
+                None => writeln!(s, "  cuda:{i}  (name unavailable)").unwrap(),
+            }
         }
     }
     writeln!(
@@ -73,21 +72,4 @@ pub fn report(plugins: &PluginSet) -> String {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// Device names from `nvidia-smi`, which every CUDA driver installation ships; tch has no
-/// binding for device properties.
-fn gpu_names() -> Vec<String> {
-    std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name", "--format=csv,noheader"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.trim().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }

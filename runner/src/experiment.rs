@@ -8,7 +8,7 @@ use crate::dist::{DistError, ProcessGroup};
 use crate::plugin::PluginSet;
 use crate::progress::Progress;
 use crate::spec::{RunPlan, Spec};
-use crate::store::{ExperimentIndex, RunDir, State, StoreError};
+use crate::store::{ExperimentIndex, LockError, RunDir, RunLock, State, StoreError};
 use crate::train::trainer::RunError;
 use crate::train::{checkpoint, trainer};
 
@@ -34,6 +34,8 @@ pub enum Action {
     SkipDone,
     SkipFailed,
     NotSelected,
+    /// Another process holds the run's lock (it is training the run).
+    Busy,
 }
 
 impl Selection {
@@ -85,15 +87,15 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
             .filter(|st| st.hash == plan.hash)
             .map(|st| st.state.as_str())
             .unwrap_or("new");
+        let busy = dir.is_locked().unwrap_or(false);
         let action = match selection.action(plan, &dir) {
-            Action::Run if status.as_ref().is_some_and(|st| st.code_changed(plan)) => {
-                "run (plugin code changed)"
-            }
-            Action::Run => "run",
-            Action::Resume => "resume",
-            Action::SkipDone => "skip (done)",
-            Action::SkipFailed => "skip (failed; --rerun-failed)",
-            Action::NotSelected => "skip (--only)",
+            Action::NotSelected => "skip (--only)".to_string(),
+            _ if busy => "skip (another gadms-run holds its lock)".to_string(),
+            Action::Run => run_reason(status.as_ref(), plan, selection.force),
+            Action::Resume => "resume".into(),
+            Action::SkipDone => "skip (done)".into(),
+            Action::SkipFailed => "skip (failed; --rerun-failed)".into(),
+            Action::Busy => unreachable!("`action` leaves locks to the caller"),
         };
         s += &format!(
             "{:<w$} {:>6}  {:<16}  {:<8}  {action}\n",
@@ -103,26 +105,43 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
     s
 }
 
-/// Writes the experiment's index and marks every run about to start fresh as `pending`,
-/// so the store shows the whole matrix from the start. Returns a line for each run that
-/// starts again because the code of its plugins changed, which marking erases from the store.
+/// Why a run runs: new, what changed since the stored run, or `--force`.
+fn run_reason(status: Option<&crate::store::Status>, plan: &RunPlan, force: bool) -> String {
+    match status {
+        Some(s) if s.hash != plan.hash => format!("run (changed: {})", s.changes(plan).join(", ")),
+        Some(s) if force && s.state != State::Pending => "run (--force; the result is kept in history/)".into(),
+        _ => "run".into(),
+    }
+}
+
+/// Writes the experiment's index and marks every run about to start fresh as `pending`, so
+/// the store shows the whole matrix from the start; a result of another identity moves to
+/// the run's history first. Runs another process holds are left alone. Returns a line for
+/// each stored result that runs again, saying what changed and where the old one went.
 fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
     let out = spec.output_dir();
     ExperimentIndex::of(spec).write(&out)?;
     let mut notes = Vec::new();
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let status = dir.status();
-        let fresh = status.as_ref().is_none_or(|s| s.hash != plan.hash);
-        if fresh && selection.action(plan, &dir) == Action::Run {
-            if status.is_some_and(|s| s.code_changed(plan)) {
-                notes.push(format!(
-                    "[{} seed {}] plugin code changed since the stored run; running it again",
-                    plan.variant, plan.seed
-                ));
-            }
-            dir.set_status(State::Pending, plan, None)?;
+        if selection.action(plan, &dir) != Action::Run || dir.is_locked()? {
+            continue;
         }
+        let status = dir.status();
+        if status.as_ref().is_some_and(|s| s.hash == plan.hash) {
+            continue; // forced: `RunDir::begin` keeps the old result when the run starts
+        }
+        let changes = status.map(|s| s.changes(plan)).unwrap_or_default();
+        if let Some(kept) = dir.archive()? {
+            notes.push(format!(
+                "[{} seed {}] changed since the stored run ({}); running it again, the old result is kept in {}",
+                plan.variant,
+                plan.seed,
+                changes.join(", "),
+                kept.display()
+            ));
+        }
+        dir.set_status(State::Pending, plan, None)?;
     }
     Ok(notes)
 }
@@ -175,13 +194,28 @@ pub enum ExperimentError {
 }
 
 /// Every [`Action`], numbered for rank 0 to send its choice to the other ranks.
-const ACTIONS: [Action; 5] = [
+const ACTIONS: [Action; 6] = [
     Action::Run,
     Action::Resume,
     Action::SkipDone,
     Action::SkipFailed,
     Action::NotSelected,
+    Action::Busy,
 ];
+
+/// Rank 0's action for a run, with the run's lock when it is to train: a run that another
+/// process holds is [`Action::Busy`], with the holder's description.
+fn claim(selection: &Selection, plan: &RunPlan, dir: &RunDir) -> Result<(Action, Option<RunLock>, String), StoreError> {
+    let action = selection.action(plan, dir);
+    if !matches!(action, Action::Run | Action::Resume) {
+        return Ok((action, None, String::new()));
+    }
+    match dir.lock() {
+        Ok(lock) => Ok((action, Some(lock), String::new())),
+        Err(e @ LockError::Held { .. }) => Ok((Action::Busy, None, e.to_string())),
+        Err(LockError::Store(e)) => Err(e),
+    }
+}
 
 /// How long rank 0, having lost a peer, waits for that peer's word of why it failed (less
 /// than the launcher's grace before it stops the ranks).
@@ -209,10 +243,19 @@ pub fn run(
     }
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
-        let mine = ACTIONS.iter().position(|a| *a == selection.action(plan, &dir));
+        let (mine, _lock, busy) = if group.is_leader() {
+            claim(selection, plan, &dir)?
+        } else {
+            (Action::NotSelected, None, String::new())
+        };
+        let mine = ACTIONS.iter().position(|a| *a == mine);
         let action = ACTIONS[group.leader_value(mine.expect("every action is listed") as i64)? as usize];
         let (state, detail) = match action {
             Action::NotSelected => continue,
+            Action::Busy => {
+                progress.println(&format!("[{} seed {}] {busy}", plan.variant, plan.seed));
+                ("skipped", busy)
+            }
             Action::SkipDone => (
                 "done",
                 "finished before; skipped (use --force to rerun)".to_string(),
@@ -229,20 +272,29 @@ pub fn run(
                 match (group.is_leader(), resume) {
                     (false, _) => {}
                     (true, true) => dir.set_status(State::Running, plan, None)?,
-                    (true, false) => dir.begin(plan)?,
+                    (true, false) => {
+                        if let Some(kept) = dir.begin(plan)? {
+                            progress.println(&format!(
+                                "[{} seed {}] the previous result is kept in {}",
+                                plan.variant,
+                                plan.seed,
+                                kept.display()
+                            ));
+                        }
+                    }
                 }
                 match trainer::train(plan, plugins, &spec.dir(), &dir, resume, &progress, group) {
                     Ok(result) => {
                         if group.is_leader() {
                             dir.set_status(State::Done, plan, None)?;
                         }
-                        let detail = result
+                        let metrics = result
                             .last
                             .iter()
                             .map(|(name, m)| format!("{name}: R@1 {:.2} mAP {:.2}", m.r1, m.map))
                             .collect::<Vec<_>>()
                             .join("; ");
-                        ("done", detail)
+                        ("done", format!("[{}] {metrics}", result.device))
                     }
                     Err(e) if group.world() > 1 => return Err(fail_across_ranks(group, &dir, plan, &e)?),
                     Err(e) => {
@@ -396,4 +448,62 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// Why the runs a spec's `model.init` names could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("`model.init` names {run}: {source}")]
+    Spec {
+        run: String,
+        #[source]
+        source: crate::spec::SpecError,
+    },
+    #[error("`model.init` names {run}, which did not finish: {detail}")]
+    Failed { run: String, detail: String },
+    #[error(transparent)]
+    Experiment(#[from] ExperimentError),
+}
+
+/// Trains, or finds finished, every run that the selected runs of `spec` start from (their
+/// `model.init` names a run of another spec), before those runs start: its own upstream
+/// runs first, then the run itself, stored and reported in its own experiment's folder.
+/// Returns the summary lines of what ran.
+pub fn run_upstreams(
+    spec: &Spec,
+    plugins: &PluginSet,
+    selection: &Selection,
+    group: &ProcessGroup,
+) -> Result<Vec<Outcome>, UpstreamError> {
+    let out = spec.output_dir();
+    let selected = |p: &RunPlan| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected;
+    let mut outcomes = Vec::new();
+    for up in spec.upstreams(selected) {
+        let done = RunDir { path: up.run_dir.clone() }
+            .status()
+            .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
+        if done {
+            continue;
+        }
+        let spec_error = |source| UpstreamError::Spec {
+            run: up.describe(),
+            source,
+        };
+        let mut upstream = Spec::load(&up.spec, &[]).map_err(spec_error)?;
+        upstream.bind(plugins).map_err(spec_error)?;
+        let only_it = Selection {
+            runs: vec![up.hash.clone()],
+            ..Selection::default()
+        };
+        outcomes.extend(run_upstreams(&upstream, plugins, &only_it, group)?);
+        let summary = run(&upstream, plugins, &only_it, group)?;
+        if let Some(o) = summary.outcomes.iter().find(|o| o.state != "done") {
+            return Err(UpstreamError::Failed {
+                run: up.describe(),
+                detail: o.detail.clone(),
+            });
+        }
+        outcomes.extend(summary.outcomes);
+    }
+    Ok(outcomes)
 }

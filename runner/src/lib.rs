@@ -15,6 +15,7 @@ pub mod experiment;
 pub mod model;
 pub mod plugin;
 pub mod progress;
+pub mod provenance;
 pub mod report;
 pub mod shim;
 pub mod spec;

@@ -230,7 +230,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             let mut spec = Spec::load(&spec_file, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
-            spec.bind_plugins(&plugins);
+            spec.bind(&plugins)?;
             // A device child (`--run HASH`) reports nothing: its parent writes the report.
             let write_report = runs.is_empty();
             let selection = gadms::experiment::Selection {
@@ -329,8 +329,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { spec, overrides } => {
-            let spec = Spec::load(&spec, &overrides)?;
+            let mut spec = Spec::load(&spec, &overrides)?;
             let plugins = load_plugins(&cli.plugin_dirs, Some(&spec));
+            spec.bind(&plugins)?;
             let variants = check_variants(&spec, &plugins, &[])?;
             println!(
                 "{}: ok — experiment `{}`, {} variant(s) × {} seed(s) = {} runs",
@@ -593,7 +594,7 @@ fn parse_split(text: &str) -> Result<SplitKind, String> {
 }
 
 /// Checks each distinct variant's plugins, options, data and weights (only the variants in
-/// `only`, when given); returns how many variants were checked.
+/// `only`, when given), printing what the checks note; returns how many variants were checked.
 fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<usize> {
     let mut seen = std::collections::BTreeSet::new();
     for run in spec
@@ -602,7 +603,11 @@ fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<u
         .filter(|r| only.is_empty() || only.contains(&r.variant))
     {
         if seen.insert(run.variant.clone()) {
-            if let Err(e) = gadms::components::check(plugins, &run.config, &spec.dir()) {
+            let checked = gadms::components::check(plugins, run, &spec.dir());
+            for note in checked.iter().flatten() {
+                println!("{}: variant `{}`: {note}", spec.file.display(), run.variant);
+            }
+            if let Err(e) = checked {
                 // Point at the line of the key the error names (a plugin option, a path).
                 let message = e.to_string();
                 let key = match message.split_once("field `") {

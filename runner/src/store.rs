@@ -1,9 +1,15 @@
 //! The run store: one folder per run, `<output>/<experiment>/runs/<variant>/seed-<n>/`,
 //! holding the resolved config, the plugin libraries it runs with, a status written
-//! atomically, a metrics log that Polars reads as NDJSON (`pl.read_ndjson`), and a
-//! human-readable log; and beside `runs/`, `experiment.json`, the run matrix of the spec,
-//! so reports know which runs should exist without the spec at hand.
+//! atomically, a metrics log that Polars reads as NDJSON (`pl.read_ndjson`), a
+//! human-readable log and the run's provenance; and beside `runs/`, `experiment.json`, the
+//! run matrix of the spec, so reports know which runs should exist without the spec at hand.
+//!
+//! Nothing finished is destroyed implicitly: before a run starts afresh in a folder that
+//! holds a result (of another identity, or forced), that result moves to
+//! `history/<hash>-<time>/` inside the folder. A lock on the folder's `lock` file keeps two
+//! processes from training the same run at once.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -51,12 +57,11 @@ impl State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub state: State,
-    /// The identity (config and plugin code) of the run the status belongs to.
+    /// The identity of the run the status belongs to.
     pub hash: String,
-    /// The hash of the config alone, which tells a run redone for new plugin code from one
-    /// redone for a new config.
+    /// The named parts of that identity, which tell what changed when a run runs again.
     #[serde(default)]
-    pub config_hash: Option<String>,
+    pub parts: BTreeMap<String, String>,
     #[serde(default)]
     pub error: Option<String>,
     /// Seconds since the Unix epoch.
@@ -64,11 +69,17 @@ pub struct Status {
 }
 
 impl Status {
-    /// Whether the status is of a run with `plan`'s config made with other plugin code. A
-    /// status written before plugin code was part of a run's identity has only `hash`, the
-    /// config hash then.
-    pub fn code_changed(&self, plan: &RunPlan) -> bool {
-        self.hash != plan.hash && self.config_hash.as_ref().unwrap_or(&self.hash) == &plan.config_hash
+    /// What differs between the stored run and `plan`, by part name (`config`,
+    /// `model.init`, `plugin code`, …); empty for the same run. A status written before
+    /// identities had parts says `identity rules`.
+    pub fn changes(&self, plan: &RunPlan) -> Vec<String> {
+        if self.hash == plan.hash {
+            Vec::new()
+        } else if self.parts.is_empty() {
+            vec!["identity rules".into()]
+        } else {
+            crate::spec::identity::changed_parts(&self.parts, &plan.parts)
+        }
     }
 }
 
@@ -93,10 +104,12 @@ impl RunDir {
         serde_json::from_str(&text).ok()
     }
 
-    /// Starts a run: creates the folder, writes the resolved config, the plugin libraries
-    /// the run uses with their digests (`plugins.json`, to see what a run was made with) and
-    /// a fresh metrics log.
-    pub fn begin(&self, plan: &RunPlan) -> Result<(), StoreError> {
+    /// Starts a run afresh: moves a previous result to the history (see [`Self::archive`]),
+    /// then writes the resolved config, the plugin libraries the run uses with their
+    /// digests (`plugins.json`, to see what a run was made with) and a fresh metrics log.
+    /// Returns where the previous result went, if there was one.
+    pub fn begin(&self, plan: &RunPlan) -> Result<Option<PathBuf>, StoreError> {
+        let kept = self.archive()?;
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         // A TOML document (not the value's inline form), so that tools and reports parse it.
         let document = toml::to_string(&plan.resolved).expect("a resolved config is a TOML table");
@@ -111,7 +124,8 @@ impl RunDir {
             let p = self.path.join(f);
             std::fs::write(&p, b"").map_err(io(&p))?;
         }
-        self.set_status(State::Running, plan, None)
+        self.set_status(State::Running, plan, None)?;
+        Ok(kept)
     }
 
     /// Records the state of `plan`'s run.
@@ -124,7 +138,7 @@ impl RunDir {
         let status = Status {
             state,
             hash: plan.hash.clone(),
-            config_hash: Some(plan.config_hash.clone()),
+            parts: plan.parts.clone(),
             error,
             updated,
         };
@@ -163,6 +177,81 @@ impl RunDir {
         self.append("run.log", &format!("{line}\n"))
     }
 
+    /// Moves what the folder holds of an earlier run — anything but a bare `pending`
+    /// status — into `history/<hash>-<updated>/` (the earlier run's identity and status
+    /// time), and returns that folder. The current result is always the folder's top level;
+    /// the history is only ever deleted by hand.
+    pub fn archive(&self) -> Result<Option<PathBuf>, StoreError> {
+        let Some(status) = self.status().filter(|s| s.state != State::Pending) else {
+            return Ok(None);
+        };
+        let dest = self
+            .path
+            .join(HISTORY)
+            .join(format!("{}-{}", status.hash, status.updated));
+        std::fs::create_dir_all(&dest).map_err(io(&dest))?;
+        let entries = std::fs::read_dir(&self.path).map_err(io(&self.path))?;
+        for entry in entries {
+            let entry = entry.map_err(io(&self.path))?;
+            let name = entry.file_name();
+            if name == HISTORY || name == LOCK {
+                continue;
+            }
+            let to = dest.join(&name);
+            std::fs::rename(entry.path(), &to).map_err(io(&to))?;
+        }
+        Ok(Some(dest))
+    }
+
+    /// Takes the run's lock for as long as the returned guard lives, or says who holds it.
+    pub fn lock(&self) -> Result<RunLock, LockError> {
+        let path = self.path.join(LOCK);
+        let Some(mut file) = self.try_lock()? else {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(LockError::Held {
+                path,
+                holder: holder.trim().to_string(),
+            });
+        };
+        let holder = format!(
+            "pid {} on {} since {}",
+            std::process::id(),
+            crate::provenance::host(),
+            crate::provenance::now_utc()
+        );
+        file.set_len(0)
+            .and_then(|()| file.write_all(holder.as_bytes()))
+            .map_err(io(&path))?;
+        Ok(RunLock { _file: file })
+    }
+
+    /// Whether another process holds the run's lock now.
+    pub fn is_locked(&self) -> Result<bool, StoreError> {
+        Ok(self.path.exists() && self.try_lock()?.is_none())
+    }
+
+    /// The lock file, locked, or `None` while another process holds it. A few short retries
+    /// let another process's [`Self::is_locked`] probe pass.
+    fn try_lock(&self) -> Result<Option<std::fs::File>, StoreError> {
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        let path = self.path.join(LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        for _ in 0..5 {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(std::fs::TryLockError::Error(source)) => return Err(StoreError { path, source }),
+            }
+        }
+        Ok(None)
+    }
+
     fn append(&self, file: &str, text: &str) -> Result<(), StoreError> {
         let path = self.path.join(file);
         let mut f = std::fs::OpenOptions::new()
@@ -172,6 +261,23 @@ impl RunDir {
             .map_err(io(&path))?;
         f.write_all(text.as_bytes()).map_err(io(&path))
     }
+}
+
+/// The folder of a run folder that keeps earlier results.
+pub const HISTORY: &str = "history";
+const LOCK: &str = "lock";
+
+/// A held run lock; dropping it (or the process ending, however it ends) releases it.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{}: another gadms-run is training this run ({holder}); it was skipped here", path.display())]
+    Held { path: PathBuf, holder: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// `experiment.json`: what the spec asked for, in spec order.
@@ -265,28 +371,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_status_tells_new_plugin_code_from_a_new_config() {
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gadms-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn plan() -> RunPlan {
         let text = "[experiment]\nname = \"t\"\n\n[base]\ndata.train = { plugin = \"d\" }\n\
                     masking = { plugin = \"m\" }\nlosses = {}\n";
-        let spec = |text: &str| Spec::parse(Path::new("spec.toml"), text, &[]).unwrap();
-        let mut plan = spec(text).runs.remove(0);
-        let status = |hash: &str, config_hash: Option<&str>| Status {
-            state: State::Done,
-            hash: hash.into(),
-            config_hash: config_hash.map(Into::into),
-            error: None,
-            updated: 0,
-        };
-        let old = status(&plan.hash, Some(&plan.config_hash));
-        assert!(!old.code_changed(&plan), "the same run");
+        Spec::parse(Path::new("spec.toml"), text, &[]).unwrap().runs.remove(0)
+    }
+
+    #[test]
+    fn a_status_names_what_changed() {
+        let mut plan = plan();
+        let dir = RunDir { path: scratch("changes") };
+        dir.set_status(State::Done, &plan, None).unwrap();
+        assert!(dir.status().unwrap().changes(&plan).is_empty(), "the same run");
+        plan.parts.insert("model.init".into(), "other".into());
         plan.hash = "rebound".into();
-        assert!(old.code_changed(&plan));
+        assert_eq!(dir.status().unwrap().changes(&plan), ["model.init"]);
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    #[test]
+    fn starting_afresh_moves_a_finished_result_to_the_history() {
+        let plan = plan();
+        let dir = RunDir { path: scratch("archive") };
+        dir.begin(&plan).unwrap();
+        dir.log_metrics(&serde_json::json!({"kind": "eval", "mAP": 42.0})).unwrap();
+        dir.set_status(State::Done, &plan, None).unwrap();
+        let updated = dir.status().unwrap().updated;
+        dir.begin(&plan).unwrap();
+        assert!(dir.metrics().is_empty(), "the new run starts with an empty log");
+        let old = RunDir {
+            path: dir.path.join(HISTORY).join(format!("{}-{updated}", plan.hash)),
+        };
+        assert_eq!(old.metrics()[0]["mAP"], 42.0, "the finished result is kept");
+        assert_eq!(old.status().unwrap().state, State::Done);
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    #[test]
+    fn a_pending_status_is_not_history() {
+        let plan = plan();
+        let dir = RunDir { path: scratch("pending") };
+        dir.set_status(State::Pending, &plan, None).unwrap();
+        assert!(dir.archive().unwrap().is_none());
+        assert!(!dir.path.join(HISTORY).exists());
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder_until_released() {
+        let dir = RunDir { path: scratch("lock") };
+        let held = dir.lock().unwrap();
+        let err = dir.lock().err().expect("a second lock is refused");
         assert!(
-            status(&plan.config_hash, None).code_changed(&plan),
-            "a status of before plugin code counted holds the config hash"
+            err.to_string().contains(&format!("pid {}", std::process::id())),
+            "{err}"
         );
-        let other = spec(&text.replace("\"d\"", "\"e\"")).runs.remove(0);
-        assert!(!old.code_changed(&other), "another config");
+        assert!(dir.is_locked().unwrap());
+        drop(held);
+        assert!(!dir.is_locked().unwrap());
+        dir.lock().expect("free again");
+        std::fs::remove_dir_all(&dir.path).unwrap();
     }
 }

@@ -74,6 +74,11 @@ pub struct SplitData {
 pub trait Dataset: Send + Sync {
     /// Loads one split. An empty or missing split is an error naming the split and the file.
     fn load(&self, split: SplitKind) -> Result<SplitData>;
+
+    /// The files whose contents define this dataset's records (annotation files, never images); the runner digests them into a run's identity. Generated datasets have none.
+    fn source_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// Creates datasets from a root folder (absent for generated data) and TOML options.

@@ -33,12 +33,57 @@ pub struct RunConfig {
 pub struct ModelSpec {
     #[serde(default = "default_preset")]
     pub preset: String,
-    /// Weights to start from, in any format `model::import` reads: gadms or Hugging Face
-    /// safetensors, OpenAI's TorchScript `ViT-B-16.pt`, an IRRA/GA-DMS `torch.save` checkpoint.
+    /// Weights to start from: a file in any format `model::import` reads (gadms or Hugging
+    /// Face safetensors, OpenAI's TorchScript `ViT-B-16.pt`, an IRRA/GA-DMS `torch.save`
+    /// checkpoint), or a run of another spec.
     #[serde(default)]
-    pub init: Option<PathBuf>,
+    pub init: Option<InitSource>,
     #[serde(flatten)]
     pub overrides: toml::Table,
+}
+
+/// Where `model.init` comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a weights file (a path), or a run of another spec: { spec = \"file.toml\", variant = \"…\", \
+                 seed = N, checkpoint = \"last\" or \"best\" }"
+)]
+pub enum InitSource {
+    File(PathBuf),
+    Run(RunRef),
+}
+
+/// A run of another spec whose weights start this one: `run` trains (or reuses) it first,
+/// and its identity becomes part of this run's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRef {
+    /// The other spec, relative to this spec's folder.
+    pub spec: PathBuf,
+    pub variant: String,
+    pub seed: u64,
+    #[serde(default)]
+    pub checkpoint: CheckpointChoice,
+}
+
+/// Which checkpoint of a run: the last epoch's, or the best on its validation split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointChoice {
+    #[default]
+    Last,
+    Best,
+}
+
+impl CheckpointChoice {
+    /// The checkpoint's folder inside a run folder.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Self::Last => "checkpoint",
+            Self::Best => "best",
+        }
+    }
 }
 
 fn default_preset() -> String {

@@ -1,12 +1,14 @@
 //! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
 //! `[[variant]]` tables deep-merged over it. Expanding a spec gives one [`RunPlan`] per
 //! variant × seed, each with the fully resolved configuration and its hash; once the
-//! plugins are loaded, [`Spec::bind_plugins`] adds the code of the plugins each run uses to
-//! its identity.
+//! plugins are loaded, [`Spec::bind`] completes each run's identity (see [`identity`]).
 
 mod config;
+pub mod identity;
 mod merge;
 mod sweep;
+
+use std::collections::BTreeMap;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,8 +18,10 @@ use toml::Value;
 use crate::plugin::{PluginCode, PluginSet};
 
 pub use config::{
-    ComponentConfig, DataConfig, LossConfig, ModelSpec, RunConfig, TrainConfig, DATASET_RUNNER_KEYS,
+    CheckpointChoice, ComponentConfig, DataConfig, InitSource, LossConfig, ModelSpec, RunConfig, RunRef,
+    TrainConfig, DATASET_RUNNER_KEYS,
 };
+pub use identity::Upstream;
 pub use merge::merge;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,12 @@ pub enum SpecError {
     },
     #[error("{}: {message}", file.display())]
     Structure { file: PathBuf, message: String },
+    #[error("{}: variant `{variant}`: `model.init`: {message}", file.display())]
+    Init {
+        file: PathBuf,
+        variant: String,
+        message: String,
+    },
     #[error("{}: --set `{assignment}`: {message}", file.display())]
     Override {
         file: PathBuf,
@@ -83,13 +93,30 @@ pub struct RunPlan {
     pub config: RunConfig,
     /// The resolved configuration as TOML (written into the run folder).
     pub resolved: Value,
-    /// First 16 hex digits of the SHA-256 of the resolved configuration.
+    /// First 16 hex digits of the SHA-256 of the part of the configuration that can change
+    /// a result ([`identity::result_config`]).
     pub config_hash: String,
-    /// The code of the plugins the run uses (empty until [`Spec::bind_plugins`]).
+    /// The code of the plugins the run uses (empty until [`Spec::bind`]).
     pub code: Vec<PluginCode>,
-    /// The run's identity: the config hash and `code` hashed together (see [`identity`]).
-    /// Stored results are reused only for the same identity.
+    /// The run `model.init` names, when it names one (resolved by [`Spec::bind`]).
+    pub upstream: Option<Box<Upstream>>,
+    /// The named parts of the identity (only `config` until [`Spec::bind`]).
+    pub parts: BTreeMap<String, String>,
+    /// The run's identity: the hash of `parts`. Stored results are reused only for the
+    /// same identity.
     pub hash: String,
+}
+
+impl RunPlan {
+    /// The weights file the run starts from, if any: `model.init`'s file (relative to
+    /// `base_dir`, the spec's folder) or the checkpoint of the run it names.
+    pub fn init_file(&self, base_dir: &Path) -> Option<PathBuf> {
+        match (&self.config.model.init, &self.upstream) {
+            (_, Some(up)) => Some(up.weights()),
+            (Some(InitSource::File(path)), None) => Some(base_dir.join(path)),
+            _ => None,
+        }
+    }
 }
 
 /// A parsed spec.
@@ -245,29 +272,45 @@ impl Spec {
             if let Value::Table(t) = &mut with_seed {
                 t.insert("seed".into(), Value::Integer(seed as i64));
             }
-            let config_hash = hash_of(&with_seed);
+            let config_hash = hash_of(&identity::result_config(&with_seed));
+            let parts = BTreeMap::from([("config".to_string(), config_hash.clone())]);
             RunPlan {
                 variant: name.clone(),
                 seed,
                 config: config.clone(),
                 resolved: with_seed,
-                hash: identity(&config_hash, &[]),
+                hash: hash_of(&parts),
+                parts,
                 config_hash,
                 code: Vec::new(),
+                upstream: None,
             }
         });
         Ok(plans.collect())
     }
 
-    /// Makes the code of the plugins each run uses part of its identity, so that results
-    /// made with other code (a plugin edited and rebuilt since) are not reused. Call it once
-    /// the plugins are loaded, before anything compares run hashes; every process that
-    /// loads the same libraries (device children, ranks) computes the same hashes.
-    pub fn bind_plugins(&mut self, plugins: &PluginSet) {
-        for plan in &mut self.runs {
-            plan.code = crate::components::code(plugins, &plan.config);
-            plan.hash = identity(&plan.config_hash, &plan.code);
+    /// Completes each run's identity with what the plugins and the files tell: the digests
+    /// of its input files and datasets, the code of its plugins, the gadms build, and the
+    /// identity of the run its `model.init` names (that spec is read and bound too). Call
+    /// it once the plugins are loaded, before anything compares run hashes; every process
+    /// that loads the same libraries (device children, ranks) computes the same hashes.
+    pub fn bind(&mut self, plugins: &PluginSet) -> Result<(), SpecError> {
+        identity::Binder {
+            plugins,
+            chain: Vec::new(),
         }
+        .bind(self)
+    }
+
+    /// The runs that the selected runs' `model.init` names, each once, in spec order.
+    pub fn upstreams<'a>(&'a self, selected: impl Fn(&RunPlan) -> bool + 'a) -> Vec<&'a Upstream> {
+        let mut out: Vec<&Upstream> = Vec::new();
+        for up in self.runs.iter().filter(|p| selected(p)).filter_map(|p| p.upstream.as_deref()) {
+            if !out.iter().any(|o| o.hash == up.hash) {
+                out.push(up);
+            }
+        }
+        out
     }
 
     /// Folder of the spec file; relative paths in the spec are resolved against it.
@@ -355,14 +398,6 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
                 || t.contains(&format!("{{{key} ="))
         })
         .map(|i| i + 1)
-}
-
-/// A run's identity from its config hash and the code of its plugins (sorted): each
-/// component's kind, name and library digest, not the library's path, so that moving a
-/// plugin folder keeps the runs.
-fn identity(config_hash: &str, code: &[PluginCode]) -> String {
-    let code: Vec<[&str; 3]> = code.iter().map(|c| [c.kind, &c.name, &c.sha256]).collect();
-    hash_of(&(config_hash, code))
 }
 
 /// Canonical hash of a resolved configuration or an identity (tables are sorted maps, so

@@ -169,23 +169,65 @@ fn a_runs_identity_covers_its_plugin_code_but_not_where_the_libraries_lie() {
         sha256: sha256.into(),
         file: file.into(),
     };
-    let plan = &parse(SPEC, &[]).unwrap().runs[0];
+    let part = |c: &[PluginCode]| identity::code_part(c);
+    let bound = part(&[code("aa", "/a/libm.so")]);
+    assert_ne!(bound, part(&[]));
+    assert_eq!(bound, part(&[code("aa", "/b/libm.so")]), "moving a plugin folder keeps the runs");
+    assert_ne!(bound, part(&[code("ab", "/a/libm.so")]), "a rebuilt library makes a new run");
+}
+
+#[test]
+fn execution_keys_and_input_paths_are_not_part_of_the_config_identity() {
+    let hash = |overrides: &[&str]| parse(SPEC, overrides).unwrap().runs[0].config_hash.clone();
+    let base = hash(&[]);
+    for harmless in [
+        "train.workers=7",
+        "train.threads=3",
+        "train.log_every=1",
+        "train.eval_batch_size=17",
+        "train.device=\"cpu\"",
+        "model.init=\"somewhere/weights.safetensors\"",
+        "data.train.root=\"/elsewhere\"",
+    ] {
+        assert_eq!(hash(&[harmless]), base, "`{harmless}` cannot change a result");
+    }
+    for meaningful in ["train.epochs=3", "train.lr=0.5", "train.precision=\"bf16\"", "data.train.train_ids=11"] {
+        assert_ne!(hash(&[meaningful]), base, "`{meaningful}` changes the result");
+    }
+}
+
+#[test]
+fn a_changed_identity_names_the_parts_that_changed() {
+    let parts = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let old = parts(&[("config", "a"), ("model.init", "x"), ("gadms build", "1")]);
+    let new = parts(&[("config", "a"), ("model.init", "y"), ("gadms build", "2"), ("data.train", "d")]);
     assert_eq!(
-        plan.hash,
-        identity(&plan.config_hash, &[]),
-        "a plan knows no code before the plugins are bound"
+        identity::changed_parts(&old, &new),
+        ["data.train", "gadms build", "model.init"]
     );
-    let bound = identity(&plan.config_hash, &[code("aa", "/a/libm.so")]);
-    assert_ne!(bound, plan.hash);
-    assert_ne!(bound, plan.config_hash);
+    assert!(identity::changed_parts(&old, &old).is_empty());
+}
+
+#[test]
+fn init_takes_a_file_or_a_run_of_another_spec() {
+    let init = |value: &str| {
+        parse(SPEC, &[&format!("model.init={value}")]).map(|s| s.runs[0].config.model.init.clone())
+    };
     assert_eq!(
-        bound,
-        identity(&plan.config_hash, &[code("aa", "/b/libm.so")]),
-        "moving a plugin folder keeps the runs"
+        init("\"w.safetensors\"").unwrap(),
+        Some(InitSource::File("w.safetensors".into()))
     );
-    assert_ne!(
-        bound,
-        identity(&plan.config_hash, &[code("ab", "/a/libm.so")]),
-        "a rebuilt library makes a new run"
+    assert_eq!(
+        init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"best\" }").unwrap(),
+        Some(InitSource::Run(RunRef {
+            spec: "up.toml".into(),
+            variant: "clip".into(),
+            seed: 1,
+            checkpoint: CheckpointChoice::Best,
+        }))
     );
+    let err = init("{ spec = \"up.toml\", variant = \"clip\" }").unwrap_err().to_string();
+    assert!(err.contains("model.init") && err.contains("a run of another spec"), "{err}");
 }

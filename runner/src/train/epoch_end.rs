@@ -1,0 +1,107 @@
+//! Rank 0's stage after each epoch: how well the scores find the labelled noise, the sample
+//! captions of the report, the evaluation, and the checkpoint (with `best/` when the epoch
+//! improves on the validation set).
+
+use serde_json::json;
+
+use super::checkpoint::{self, Position};
+use super::setup::Run;
+use super::trainer::RunError;
+use crate::components;
+use crate::eval::metrics::RetrievalMetrics;
+use crate::eval::noise::noise_auroc;
+use crate::eval::retrieval::evaluate;
+use crate::eval::token_scores::TokenScores;
+
+impl Run<'_> {
+    /// Everything rank 0 does after training epoch `epoch`; returns its evaluation.
+    pub fn end_epoch(&self, epoch: usize, global_step: usize) -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
+        self.log_noise_auroc(epoch)?;
+        self.write_token_scores(epoch)?;
+        let last = self.evaluate(epoch)?;
+        self.save_checkpoint(epoch, global_step, &last)?;
+        Ok(last)
+    }
+
+    /// Evaluates every evaluation set, logging each.
+    pub fn evaluate(&self, epoch: usize) -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
+        let batch = self.plan.config.train.eval_batch_size;
+        let mut out = Vec::new();
+        for e in &self.evals {
+            let m = evaluate(&self.clip, &e.split, self.device, batch).map_err(|source| RunError::Eval {
+                dataset: e.name.clone(),
+                epoch,
+                source: Box::new(source),
+            })?;
+            self.dir.log_metrics(&json!({"kind": "eval", "epoch": epoch, "dataset": e.name,
+                "R1": m.r1, "R5": m.r5, "R10": m.r10, "mAP": m.map, "mINP": m.minp, "queries": m.num_queries}))?;
+            self.log.line(format!(
+                "epoch {epoch} {}: R@1 {:.2} R@5 {:.2} R@10 {:.2} mAP {:.2} mINP {:.2}",
+                e.name, m.r1, m.r5, m.r10, m.map, m.minp
+            ))?;
+            out.push((e.name.clone(), m));
+        }
+        Ok(out)
+    }
+
+    /// The noise-token AUROC of the scores, for data with labelled noise and a scorer.
+    fn log_noise_auroc(&self, epoch: usize) -> Result<(), RunError> {
+        let (Some(noise), Some(_)) = (&self.train_split.noise, self.masking.scoring()) else {
+            return Ok(());
+        };
+        let vocab = components::vocab(&self.model_cfg);
+        let context = self.model_cfg.context_length as usize;
+        if let Some(auroc) = noise_auroc(self.scores.table(), context, &self.train_split.tokens, noise, &vocab) {
+            self.dir
+                .log_metrics(&json!({"kind": "noise", "epoch": epoch, "auroc": auroc}))?;
+            self.log
+                .line(format!("epoch {epoch}: noise-token AUROC of the scores {auroc:.3}"))?;
+        }
+        Ok(())
+    }
+
+    /// A few captions with their scores and masks, for the report.
+    fn write_token_scores(&self, epoch: usize) -> Result<(), RunError> {
+        TokenScores::sample(
+            epoch,
+            &self.train_split,
+            &self.tokenizer,
+            self.masking.as_ref(),
+            self.scores.table(),
+            6,
+        )
+        .map_err(|source| RunError::SampleMasking {
+            epoch,
+            source: Box::new(source),
+        })?
+        .write(&self.dir.path)?;
+        Ok(())
+    }
+
+    /// The checkpoint of `epoch`, and `best/` when the epoch improves the first validation
+    /// set's R@1 (never chosen on a test split).
+    fn save_checkpoint(
+        &self,
+        epoch: usize,
+        global_step: usize,
+        last: &[(String, RetrievalMetrics)],
+    ) -> Result<(), RunError> {
+        let position = Position {
+            epoch,
+            global_step,
+            hash: self.plan.hash.clone(),
+        };
+        checkpoint::save(&self.dir.path, &position, &self.vs, &self.opt, &self.scores)?;
+        let validation = self.evals.iter().zip(last).find(|(e, _)| e.validation);
+        if let Some((_, (name, m))) = validation {
+            if checkpoint::improves_best(&self.dir.path, m.r1) {
+                checkpoint::keep_as_best(&self.dir.path, epoch, name, m.r1)?;
+                self.log.line(format!(
+                    "epoch {epoch}: best so far on {name} (R@1 {:.2}), kept in best/",
+                    m.r1
+                ))?;
+            }
+        }
+        Ok(())
+    }
+}
