@@ -459,6 +459,12 @@ pub enum UpstreamError {
         #[source]
         source: crate::spec::SpecError,
     },
+    #[error("`model.init` names {run}, which cannot start: {source}")]
+    Check {
+        run: String,
+        #[source]
+        source: crate::components::ComponentError,
+    },
     #[error("`model.init` names {run}, which did not finish: {detail}")]
     Failed { run: String, detail: String },
     #[error(transparent)]
@@ -491,6 +497,14 @@ pub fn run_upstreams(
         };
         let mut upstream = Spec::load(&up.spec, &[]).map_err(spec_error)?;
         upstream.bind(plugins).map_err(spec_error)?;
+        let plan = upstream.runs.iter().find(|p| p.hash == up.hash);
+        if let Some(plan) = plan {
+            // As for the spec's own runs: missing data or weights stop before anything trains.
+            crate::components::check(plugins, plan, &upstream.dir()).map_err(|source| UpstreamError::Check {
+                run: up.describe(),
+                source,
+            })?;
+        }
         let only_it = Selection {
             runs: vec![up.hash.clone()],
             ..Selection::default()

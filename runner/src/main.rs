@@ -259,6 +259,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let group = ProcessGroup::from_env()?;
+            for o in gadms::experiment::run_upstreams(&spec, &plugins, &selection, &group)? {
+                println!("[model.init] {} seed {}: {} {}", o.variant, o.seed, o.state, o.detail);
+            }
             let summary = if devices.is_empty() {
                 gadms::experiment::run(&spec, &plugins, &selection, &group)?
             } else {

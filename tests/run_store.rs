@@ -1,0 +1,220 @@
+//! The run store's promises, end to end through the real binary: a run's identity follows
+//! what can change its result (its init weights, the run those come from), nothing finished
+//! is destroyed (`--force` and changed runs keep the old result in the history), a locked
+//! run is left to its holder, every run records its provenance, and a CUDA run never falls
+//! back to the CPU.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+#[path = "common/cli.rs"]
+mod cli;
+
+/// One tiny run: 1 epoch on a handful of synthetic identities.
+const UPSTREAM: &str = r#"
+[experiment]
+name = "up"
+seeds = [1]
+output = "out"
+
+[base.model]
+preset = "tiny"
+vision_layers = 1
+text_layers = 2
+
+[base.data]
+train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }
+eval = [{ plugin = "synthetic-persons", name = "synth", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }]
+
+[base.train]
+epochs = 1
+warmup_epochs = 0
+batch_size = 8
+lr = 1e-4
+device = "cpu"
+
+[base.masking]
+plugin = "random"
+
+[base.losses]
+itc = {}
+
+[[variant]]
+name = "clip"
+"#;
+
+/// `UPSTREAM`'s run as the start of another experiment, which adds a fresh MTP head.
+fn downstream(init: &str) -> String {
+    UPSTREAM.replace("name = \"up\"", "name = \"down\"").replace("[base.model]", &format!("[base.model]\ninit = {init}"))
+        + "\n[base.losses.mtp]\nweight = 0.3\ndepth = 1\n"
+}
+
+fn run(spec: &Path, extra: &[&str]) -> (Output, String) {
+    cli::gadms_run(
+        [OsStr::new("run"), spec.as_os_str()]
+            .into_iter()
+            .chain(extra.iter().map(OsStr::new)),
+    )
+}
+
+fn run_dir(dir: &Path, experiment: &str, variant: &str) -> PathBuf {
+    dir.join("out").join(experiment).join("runs").join(variant).join("seed-1")
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+/// The run's line of `run --dry-run`.
+fn planned(spec: &Path, variant: &str) -> String {
+    let (_, text) = run(spec, &["--dry-run"]);
+    text.lines()
+        .find(|l| l.starts_with(variant))
+        .unwrap_or_else(|| panic!("no line for {variant}: {text}"))
+        .to_string()
+}
+
+/// The entries of a run folder's history.
+fn history(run: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(run.join("history"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
+    let dir = cli::scratch("store-upstream");
+    std::fs::write(dir.join("up.toml"), UPSTREAM).unwrap();
+    let down = dir.join("down.toml");
+    std::fs::write(&down, downstream(r#"{ spec = "up.toml", variant = "clip", seed = 1 }"#)).unwrap();
+
+    let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
+    assert!(out.status.success() && text.contains("not trained yet"), "{text}");
+
+    let (out, text) = run(&down, &[]);
+    assert!(out.status.success(), "{text}");
+    let up_run = run_dir(&dir, "up", "clip");
+    assert_eq!(read_json(&up_run.join("status.json"))["state"], "done", "the upstream trained first");
+    let log = std::fs::read_to_string(run_dir(&dir, "down", "clip").join("run.log")).unwrap();
+    assert!(log.contains("fresh: losses.mtp"), "only the MTP head starts fresh: {log}");
+
+    let (_, text) = run(&down, &[]);
+    assert!(text.contains("finished before; skipped"), "{text}");
+
+    // Another upstream recipe: both runs are new, and the downstream one says why.
+    std::fs::write(dir.join("up.toml"), UPSTREAM.replace("lr = 1e-4", "lr = 2e-4")).unwrap();
+    assert!(planned(&down, "clip").ends_with("run (changed: model.init)"), "{}", planned(&down, "clip"));
+    let (out, text) = run(&down, &[]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(history(&up_run).len(), 1, "the first upstream result is kept");
+    assert_eq!(history(&run_dir(&dir, "down", "clip")).len(), 1, "so is the first downstream one");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_changed_init_file_makes_a_new_run_and_a_partial_one_is_refused() {
+    let dir = cli::scratch("store-init-file");
+    let up = dir.join("up.toml");
+    std::fs::write(&up, UPSTREAM).unwrap();
+    let (out, text) = run(&up, &[]);
+    assert!(out.status.success(), "{text}");
+    let weights = run_dir(&dir, "up", "clip").join("checkpoint/model.safetensors");
+    let init = dir.join("init.safetensors");
+    std::fs::copy(&weights, &init).unwrap();
+    let down = dir.join("down.toml");
+    std::fs::write(&down, downstream("\"init.safetensors\"")).unwrap();
+    let (out, text) = run(&down, &[]);
+    assert!(out.status.success(), "{text}");
+    assert!(planned(&down, "clip").ends_with("skip (done)"));
+
+    // The same path, other contents.
+    let tensors = tch::Tensor::read_safetensors(&weights).unwrap();
+    let changed: Vec<(String, tch::Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t * 0.5)).collect();
+    tch::Tensor::write_safetensors(&changed, &init).unwrap();
+    assert!(planned(&down, "clip").ends_with("run (changed: model.init)"), "{}", planned(&down, "clip"));
+
+    // Weights without an encoder tensor are refused before training, naming it.
+    let missing = tensors.iter().find(|(n, _)| n.contains("visual.")).unwrap().0.clone();
+    let partial: Vec<(String, tch::Tensor)> = tensors.into_iter().filter(|(n, _)| *n != missing).collect();
+    tch::Tensor::write_safetensors(&partial, &init).unwrap();
+    let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
+    assert!(
+        !out.status.success() && text.contains(missing.as_str()) && text.contains("CLIP encoders are missing"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
+    let dir = cli::scratch("store-force");
+    let spec = dir.join("up.toml");
+    std::fs::write(&spec, UPSTREAM.replace("device = \"cpu\"", "device = \"auto\"")).unwrap();
+    let (out, text) = run(&spec, &[]);
+    assert!(out.status.success(), "{text}");
+    let run_path = run_dir(&dir, "up", "clip");
+    let first = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
+    let status = read_json(&run_path.join("status.json"));
+
+    let provenance = read_json(&run_path.join("provenance.json"));
+    let session = &provenance["sessions"][0];
+    assert!(provenance["gadms"].as_str().unwrap().starts_with(env!("CARGO_PKG_VERSION")), "{provenance}");
+    assert!(provenance["torch"].as_str().is_some_and(|t| !t.is_empty()), "{provenance}");
+    assert_eq!(session["command"][1], "run", "{session}");
+    assert_eq!(session["precision"], "fp32", "{session}");
+    assert_eq!(session["outcome"], "done", "{session}");
+    assert!(session["wall_s"].as_f64().unwrap() > 0.0 && session["ended"].is_string(), "{session}");
+    if !tch::Cuda::is_available() {
+        assert_eq!(session["device"]["used"], "cpu", "{session}");
+        assert!(session["device"]["choice"].as_str().unwrap().contains("auto"), "{session}");
+        assert!(text.contains("cpu (auto:"), "the summary says what `auto` chose: {text}");
+    }
+
+    let (out, text) = run(&spec, &["--force", "--set", "train.epochs=2"]);
+    assert!(out.status.success() && text.contains("kept in"), "{text}");
+    let kept = history(&run_path);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].ends_with(format!("{}-{}", status["hash"].as_str().unwrap(), status["updated"])),
+        "{kept:?}"
+    );
+    assert_eq!(std::fs::read_to_string(kept[0].join("metrics.jsonl")).unwrap(), first, "the old result is intact");
+    let again = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
+    assert!(again.contains("\"epoch\":2"), "the forced run really ran (2 epochs now): {again}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_another_process_holds_is_skipped_and_left_alone() {
+    let dir = cli::scratch("store-lock");
+    let spec = dir.join("up.toml");
+    std::fs::write(&spec, UPSTREAM).unwrap();
+    let run_path = run_dir(&dir, "up", "clip");
+    let held = gadms::store::RunDir { path: run_path.clone() }.lock().unwrap();
+    assert!(planned(&spec, "clip").contains("another gadms-run holds its lock"));
+    let (_, text) = run(&spec, &[]);
+    assert!(text.contains("another gadms-run is training this run"), "{text}");
+    assert!(!run_path.join("status.json").exists(), "nothing was written into the held run");
+    drop(held);
+    let (out, text) = run(&spec, &[]);
+    assert!(out.status.success(), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_cuda_run_without_cuda_fails_instead_of_training_on_the_cpu() {
+    if tch::Cuda::is_available() {
+        return; // the refusal needs a machine without CUDA
+    }
+    let dir = cli::scratch("store-cuda");
+    let spec = dir.join("up.toml");
+    std::fs::write(&spec, UPSTREAM.replace("device = \"cpu\"", "device = \"cuda\"")).unwrap();
+    let (out, text) = run(&spec, &[]);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("libtorch sees no CUDA device"), "{text}");
+    let status = read_json(&run_dir(&dir, "up", "clip").join("status.json"));
+    assert_eq!(status["state"], "failed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
