@@ -46,7 +46,9 @@ name = "clip"
 
 /// `UPSTREAM`'s run as the start of another experiment, which adds a fresh MTP head.
 fn downstream(init: &str) -> String {
-    UPSTREAM.replace("name = \"up\"", "name = \"down\"").replace("[base.model]", &format!("[base.model]\ninit = {init}"))
+    UPSTREAM
+        .replace("name = \"up\"", "name = \"down\"")
+        .replace("[base.model]", &format!("[base.model]\ninit = {init}"))
         + "\n[base.losses.mtp]\nweight = 0.3\ndepth = 1\n"
 }
 
@@ -59,7 +61,11 @@ fn run(spec: &Path, extra: &[&str]) -> (Output, String) {
 }
 
 fn run_dir(dir: &Path, experiment: &str, variant: &str) -> PathBuf {
-    dir.join("out").join(experiment).join("runs").join(variant).join("seed-1")
+    dir.join("out")
+        .join(experiment)
+        .join("runs")
+        .join(variant)
+        .join("seed-1")
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -88,7 +94,11 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
     let dir = cli::scratch("store-upstream");
     std::fs::write(dir.join("up.toml"), UPSTREAM).unwrap();
     let down = dir.join("down.toml");
-    std::fs::write(&down, downstream(r#"{ spec = "up.toml", variant = "clip", seed = 1 }"#)).unwrap();
+    std::fs::write(
+        &down,
+        downstream(r#"{ spec = "up.toml", variant = "clip", seed = 1 }"#),
+    )
+    .unwrap();
 
     let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
     assert!(out.status.success() && text.contains("not trained yet"), "{text}");
@@ -96,20 +106,35 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
     let (out, text) = run(&down, &[]);
     assert!(out.status.success(), "{text}");
     let up_run = run_dir(&dir, "up", "clip");
-    assert_eq!(read_json(&up_run.join("status.json"))["state"], "done", "the upstream trained first");
+    assert_eq!(
+        read_json(&up_run.join("status.json"))["state"],
+        "done",
+        "the upstream trained first"
+    );
     let log = std::fs::read_to_string(run_dir(&dir, "down", "clip").join("run.log")).unwrap();
-    assert!(log.contains("fresh: losses.mtp"), "only the MTP head starts fresh: {log}");
+    assert!(
+        log.contains("fresh: losses.mtp"),
+        "only the MTP head starts fresh: {log}"
+    );
 
     let (_, text) = run(&down, &[]);
     assert!(text.contains("finished before; skipped"), "{text}");
 
     // Another upstream recipe: both runs are new, and the downstream one says why.
     std::fs::write(dir.join("up.toml"), UPSTREAM.replace("lr = 1e-4", "lr = 2e-4")).unwrap();
-    assert!(planned(&down, "clip").ends_with("run (changed: model.init)"), "{}", planned(&down, "clip"));
+    assert!(
+        planned(&down, "clip").ends_with("run (changed: model.init)"),
+        "{}",
+        planned(&down, "clip")
+    );
     let (out, text) = run(&down, &[]);
     assert!(out.status.success(), "{text}");
     assert_eq!(history(&up_run).len(), 1, "the first upstream result is kept");
-    assert_eq!(history(&run_dir(&dir, "down", "clip")).len(), 1, "so is the first downstream one");
+    assert_eq!(
+        history(&run_dir(&dir, "down", "clip")).len(),
+        1,
+        "so is the first downstream one"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -133,15 +158,26 @@ fn a_changed_init_file_makes_a_new_run_and_a_partial_one_is_refused() {
     let tensors = tch::Tensor::read_safetensors(&weights).unwrap();
     let changed: Vec<(String, tch::Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t * 0.5)).collect();
     tch::Tensor::write_safetensors(&changed, &init).unwrap();
-    assert!(planned(&down, "clip").ends_with("run (changed: model.init)"), "{}", planned(&down, "clip"));
+    assert!(
+        planned(&down, "clip").ends_with("run (changed: model.init)"),
+        "{}",
+        planned(&down, "clip")
+    );
 
     // Weights without an encoder tensor are refused before training, naming it.
-    let missing = tensors.iter().find(|(n, _)| n.contains("visual.")).unwrap().0.clone();
+    let missing = tensors
+        .iter()
+        .find(|(n, _)| n.contains("visual."))
+        .unwrap()
+        .0
+        .clone();
     let partial: Vec<(String, tch::Tensor)> = tensors.into_iter().filter(|(n, _)| *n != missing).collect();
     tch::Tensor::write_safetensors(&partial, &init).unwrap();
     let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
     assert!(
-        !out.status.success() && text.contains(missing.as_str()) && text.contains("CLIP encoders are missing"),
+        !out.status.success()
+            && text.contains(missing.as_str())
+            && text.contains("CLIP encoders are missing"),
         "{text}"
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -160,16 +196,34 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
 
     let provenance = read_json(&run_path.join("provenance.json"));
     let session = &provenance["sessions"][0];
-    assert!(provenance["gadms"].as_str().unwrap().starts_with(env!("CARGO_PKG_VERSION")), "{provenance}");
-    assert!(provenance["torch"].as_str().is_some_and(|t| !t.is_empty()), "{provenance}");
+    assert!(
+        provenance["gadms"]
+            .as_str()
+            .unwrap()
+            .starts_with(env!("CARGO_PKG_VERSION")),
+        "{provenance}"
+    );
+    assert!(
+        provenance["torch"].as_str().is_some_and(|t| !t.is_empty()),
+        "{provenance}"
+    );
     assert_eq!(session["command"][1], "run", "{session}");
     assert_eq!(session["precision"], "fp32", "{session}");
     assert_eq!(session["outcome"], "done", "{session}");
-    assert!(session["wall_s"].as_f64().unwrap() > 0.0 && session["ended"].is_string(), "{session}");
+    assert!(
+        session["wall_s"].as_f64().unwrap() > 0.0 && session["ended"].is_string(),
+        "{session}"
+    );
     if !tch::Cuda::is_available() {
         assert_eq!(session["device"]["used"], "cpu", "{session}");
-        assert!(session["device"]["choice"].as_str().unwrap().contains("auto"), "{session}");
-        assert!(text.contains("cpu (auto:"), "the summary says what `auto` chose: {text}");
+        assert!(
+            session["device"]["choice"].as_str().unwrap().contains("auto"),
+            "{session}"
+        );
+        assert!(
+            text.contains("cpu (auto:"),
+            "the summary says what `auto` chose: {text}"
+        );
     }
 
     let (out, text) = run(&spec, &["--force", "--set", "train.epochs=2"]);
@@ -177,12 +231,23 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
     let kept = history(&run_path);
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(
-        kept[0].ends_with(format!("{}-{}", status["hash"].as_str().unwrap(), status["updated"])),
+        kept[0].ends_with(format!(
+            "{}-{}",
+            status["hash"].as_str().unwrap(),
+            status["updated"]
+        )),
         "{kept:?}"
     );
-    assert_eq!(std::fs::read_to_string(kept[0].join("metrics.jsonl")).unwrap(), first, "the old result is intact");
+    assert_eq!(
+        std::fs::read_to_string(kept[0].join("metrics.jsonl")).unwrap(),
+        first,
+        "the old result is intact"
+    );
     let again = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
-    assert!(again.contains("\"epoch\":2"), "the forced run really ran (2 epochs now): {again}");
+    assert!(
+        again.contains("\"epoch\":2"),
+        "the forced run really ran (2 epochs now): {again}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -192,11 +257,18 @@ fn a_run_another_process_holds_is_skipped_and_left_alone() {
     let spec = dir.join("up.toml");
     std::fs::write(&spec, UPSTREAM).unwrap();
     let run_path = run_dir(&dir, "up", "clip");
-    let held = gadms::store::RunDir { path: run_path.clone() }.lock().unwrap();
+    let held = gadms::store::RunDir {
+        path: run_path.clone(),
+    }
+    .lock()
+    .unwrap();
     assert!(planned(&spec, "clip").contains("another gadms-run holds its lock"));
     let (_, text) = run(&spec, &[]);
     assert!(text.contains("another gadms-run is training this run"), "{text}");
-    assert!(!run_path.join("status.json").exists(), "nothing was written into the held run");
+    assert!(
+        !run_path.join("status.json").exists(),
+        "nothing was written into the held run"
+    );
     drop(held);
     let (out, text) = run(&spec, &[]);
     assert!(out.status.success(), "{text}");

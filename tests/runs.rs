@@ -208,7 +208,11 @@ fn runs_are_isolated_recorded_and_skipped_when_done() {
         .unwrap()
         .map(|e| e.unwrap().path().join("metrics.jsonl"))
         .collect();
-    assert_eq!(kept.len(), 1, "the forced run ran afresh, keeping the first: {text}");
+    assert_eq!(
+        kept.len(),
+        1,
+        "the forced run ran afresh, keeping the first: {text}"
+    );
     assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), metrics);
     assert_eq!(losses(&metrics), losses(&again), "{text}");
 
@@ -450,7 +454,10 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         let (out, text) = run_spec(&experiments.join(spec), &["--set", "train.device=\"cpu\""]);
         assert!(!out.status.success(), "{spec}: {text}");
         let says_what_is_missing = ["no such file", "missing annotation", "root is not a folder"];
-        assert!(says_what_is_missing.iter().any(|m| text.contains(m)), "{spec}: {text}");
+        assert!(
+            says_what_is_missing.iter().any(|m| text.contains(m)),
+            "{spec}: {text}"
+        );
         assert!(!text.contains("epoch 1"), "{spec}: nothing trained: {text}");
     }
 
@@ -469,7 +476,11 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         std::fs::write(dir.join(annotations), "[]").unwrap();
     }
     let stand_in = |spec: &Path| {
-        let model = gadms::spec::Spec::load(spec, &[]).unwrap().runs[0].config.model.resolve().unwrap();
+        let model = gadms::spec::Spec::load(spec, &[]).unwrap().runs[0]
+            .config
+            .model
+            .resolve()
+            .unwrap();
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         gadms::model::Clip::new(&vs.root(), &model);
         let file = dir.join("weights/clip-vit-b16.safetensors");

@@ -15,7 +15,13 @@ fn main() {
     };
     // Whatever makes the runner's code: its sources and the SDK it is built with. Plugins are
     // identified by their own library digests.
-    for sources in ["../src", "../build.rs", "../csrc", "../../plugins/sdk/src", "../../Cargo.lock"] {
+    for sources in [
+        "../src",
+        "../build.rs",
+        "../csrc",
+        "../../plugins/sdk/src",
+        "../../Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={sources}");
     }
     // Where the checkout moves: HEAD, the index, the branch's ref (paths valid in worktrees too).

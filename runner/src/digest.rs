@@ -32,7 +32,7 @@ const SAMPLE_BLOCK: u64 = 1 << 20;
 /// remembered per path, length and modification time for the life of the process, because
 /// every run of a spec digests the same few files.
 pub fn file(path: &Path) -> std::io::Result<String> {
-    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, u64, SystemTime), String>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<FileVersion, String>>> = OnceLock::new();
     let meta = std::fs::metadata(path)?;
     let key = (path.to_path_buf(), meta.len(), meta.modified()?);
     let cache = CACHE.get_or_init(Default::default);
@@ -44,9 +44,15 @@ pub fn file(path: &Path) -> std::io::Result<String> {
     } else {
         sampled(path, meta.len())?
     };
-    cache.lock().expect("digest cache lock").insert(key, digest.clone());
+    cache
+        .lock()
+        .expect("digest cache lock")
+        .insert(key, digest.clone());
     Ok(digest)
 }
+
+/// A file as last seen: path, length and modification time.
+type FileVersion = (PathBuf, u64, SystemTime);
 
 fn whole(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
@@ -83,7 +89,11 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         std::fs::write(&path, b"abd!").unwrap();
-        assert_eq!(file(&path).unwrap(), sha256_hex(b"abd!"), "a changed file is digested again");
+        assert_eq!(
+            file(&path).unwrap(),
+            sha256_hex(b"abd!"),
+            "a changed file is digested again"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -109,7 +109,9 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
 fn run_reason(status: Option<&crate::store::Status>, plan: &RunPlan, force: bool) -> String {
     match status {
         Some(s) if s.hash != plan.hash => format!("run (changed: {})", s.changes(plan).join(", ")),
-        Some(s) if force && s.state != State::Pending => "run (--force; the result is kept in history/)".into(),
+        Some(s) if force && s.state != State::Pending => {
+            "run (--force; the result is kept in history/)".into()
+        }
         _ => "run".into(),
     }
 }
@@ -205,7 +207,11 @@ const ACTIONS: [Action; 6] = [
 
 /// Rank 0's action for a run, with the run's lock when it is to train: a run that another
 /// process holds is [`Action::Busy`], with the holder's description.
-fn claim(selection: &Selection, plan: &RunPlan, dir: &RunDir) -> Result<(Action, Option<RunLock>, String), StoreError> {
+fn claim(
+    selection: &Selection,
+    plan: &RunPlan,
+    dir: &RunDir,
+) -> Result<(Action, Option<RunLock>, String), StoreError> {
     let action = selection.action(plan, dir);
     if !matches!(action, Action::Run | Action::Resume) {
         return Ok((action, None, String::new()));
@@ -463,7 +469,7 @@ pub enum UpstreamError {
     Check {
         run: String,
         #[source]
-        source: crate::components::ComponentError,
+        source: Box<crate::components::ComponentError>,
     },
     #[error("`model.init` names {run}, which did not finish: {detail}")]
     Failed { run: String, detail: String },
@@ -485,9 +491,11 @@ pub fn run_upstreams(
     let selected = |p: &RunPlan| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected;
     let mut outcomes = Vec::new();
     for up in spec.upstreams(selected) {
-        let done = RunDir { path: up.run_dir.clone() }
-            .status()
-            .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
+        let done = RunDir {
+            path: up.run_dir.clone(),
+        }
+        .status()
+        .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
         if done {
             continue;
         }
@@ -500,9 +508,11 @@ pub fn run_upstreams(
         let plan = upstream.runs.iter().find(|p| p.hash == up.hash);
         if let Some(plan) = plan {
             // As for the spec's own runs: missing data or weights stop before anything trains.
-            crate::components::check(plugins, plan, &upstream.dir()).map_err(|source| UpstreamError::Check {
-                run: up.describe(),
-                source,
+            crate::components::check(plugins, plan, &upstream.dir()).map_err(|source| {
+                UpstreamError::Check {
+                    run: up.describe(),
+                    source: Box::new(source),
+                }
             })?;
         }
         let only_it = Selection {

@@ -260,7 +260,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             let group = ProcessGroup::from_env()?;
             for o in gadms::experiment::run_upstreams(&spec, &plugins, &selection, &group)? {
-                println!("[model.init] {} seed {}: {} {}", o.variant, o.seed, o.state, o.detail);
+                println!(
+                    "[model.init] {} seed {}: {} {}",
+                    o.variant, o.seed, o.state, o.detail
+                );
             }
             let summary = if devices.is_empty() {
                 gadms::experiment::run(&spec, &plugins, &selection, &group)?

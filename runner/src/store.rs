@@ -245,7 +245,9 @@ impl RunDir {
         for _ in 0..5 {
             match file.try_lock() {
                 Ok(()) => return Ok(Some(file)),
-                Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
                 Err(std::fs::TryLockError::Error(source)) => return Err(StoreError { path, source }),
             }
         }
@@ -380,13 +382,18 @@ mod tests {
     fn plan() -> RunPlan {
         let text = "[experiment]\nname = \"t\"\n\n[base]\ndata.train = { plugin = \"d\" }\n\
                     masking = { plugin = \"m\" }\nlosses = {}\n";
-        Spec::parse(Path::new("spec.toml"), text, &[]).unwrap().runs.remove(0)
+        Spec::parse(Path::new("spec.toml"), text, &[])
+            .unwrap()
+            .runs
+            .remove(0)
     }
 
     #[test]
     fn a_status_names_what_changed() {
         let mut plan = plan();
-        let dir = RunDir { path: scratch("changes") };
+        let dir = RunDir {
+            path: scratch("changes"),
+        };
         dir.set_status(State::Done, &plan, None).unwrap();
         assert!(dir.status().unwrap().changes(&plan).is_empty(), "the same run");
         plan.parts.insert("model.init".into(), "other".into());
@@ -398,9 +405,12 @@ mod tests {
     #[test]
     fn starting_afresh_moves_a_finished_result_to_the_history() {
         let plan = plan();
-        let dir = RunDir { path: scratch("archive") };
+        let dir = RunDir {
+            path: scratch("archive"),
+        };
         dir.begin(&plan).unwrap();
-        dir.log_metrics(&serde_json::json!({"kind": "eval", "mAP": 42.0})).unwrap();
+        dir.log_metrics(&serde_json::json!({"kind": "eval", "mAP": 42.0}))
+            .unwrap();
         dir.set_status(State::Done, &plan, None).unwrap();
         let updated = dir.status().unwrap().updated;
         dir.begin(&plan).unwrap();
@@ -416,7 +426,9 @@ mod tests {
     #[test]
     fn a_pending_status_is_not_history() {
         let plan = plan();
-        let dir = RunDir { path: scratch("pending") };
+        let dir = RunDir {
+            path: scratch("pending"),
+        };
         dir.set_status(State::Pending, &plan, None).unwrap();
         assert!(dir.archive().unwrap().is_none());
         assert!(!dir.path.join(HISTORY).exists());
@@ -425,7 +437,9 @@ mod tests {
 
     #[test]
     fn a_held_lock_names_its_holder_until_released() {
-        let dir = RunDir { path: scratch("lock") };
+        let dir = RunDir {
+            path: scratch("lock"),
+        };
         let held = dir.lock().unwrap();
         let err = dir.lock().err().expect("a second lock is refused");
         assert!(

@@ -91,7 +91,9 @@ pub struct Upstream {
 impl Upstream {
     /// The weights file this run starts from.
     pub fn weights(&self) -> PathBuf {
-        self.run_dir.join(self.checkpoint.folder()).join("model.safetensors")
+        self.run_dir
+            .join(self.checkpoint.folder())
+            .join("model.safetensors")
     }
 
     /// `variant `V` seed S of SPEC`, for messages.
@@ -125,7 +127,11 @@ impl Binder<'_> {
                 file: spec.file.clone(),
                 message: format!(
                     "`model.init` chains runs of other specs in a loop or deeper than {MAX_CHAIN}: {}",
-                    self.chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" → ")
+                    self.chain
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" → ")
                 ),
             });
         }
@@ -144,7 +150,13 @@ impl Binder<'_> {
         Ok(())
     }
 
-    fn upstream(&mut self, file: &Path, dir: &Path, plan: &RunPlan, r: &RunRef) -> Result<Upstream, SpecError> {
+    fn upstream(
+        &mut self,
+        file: &Path,
+        dir: &Path,
+        plan: &RunPlan,
+        r: &RunRef,
+    ) -> Result<Upstream, SpecError> {
         let error = |message: String| SpecError::Init {
             file: file.to_path_buf(),
             variant: plan.variant.clone(),
@@ -189,7 +201,10 @@ fn parts(plan: &RunPlan, plugins: &PluginSet, dir: &Path) -> BTreeMap<String, St
     parts.insert("config".to_string(), plan.config_hash.clone());
     match (&plan.config.model.init, &plan.upstream) {
         (_, Some(up)) => {
-            parts.insert("model.init".into(), format!("run {} {}", up.hash, up.checkpoint.folder()));
+            parts.insert(
+                "model.init".into(),
+                format!("run {} {}", up.hash, up.checkpoint.folder()),
+            );
         }
         (Some(InitSource::File(path)), None) => {
             parts.insert("model.init".into(), file_part(&dir.join(path)));
@@ -238,7 +253,10 @@ fn dataset_part(plugins: &PluginSet, key: &str, config: &ComponentConfig, dir: &
     let digests: Vec<(String, String)> = files
         .iter()
         .map(|f| {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (name, file_part(f))
         })
         .collect();
@@ -250,7 +268,12 @@ fn dataset_part(plugins: &PluginSet, key: &str, config: &ComponentConfig, dir: &
 pub(super) fn code_part(code: &[PluginCode]) -> String {
     #[derive(Serialize)]
     struct Code<'a>(&'a str, &'a str, &'a str);
-    hash_of(&code.iter().map(|c| Code(c.kind, &c.name, &c.sha256)).collect::<Vec<_>>())
+    hash_of(
+        &code
+            .iter()
+            .map(|c| Code(c.kind, &c.name, &c.sha256))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The parts of `new` that differ from `old` (both identities' parts), by name, for the

@@ -305,7 +305,12 @@ impl Spec {
     /// The runs that the selected runs' `model.init` names, each once, in spec order.
     pub fn upstreams<'a>(&'a self, selected: impl Fn(&RunPlan) -> bool + 'a) -> Vec<&'a Upstream> {
         let mut out: Vec<&Upstream> = Vec::new();
-        for up in self.runs.iter().filter(|p| selected(p)).filter_map(|p| p.upstream.as_deref()) {
+        for up in self
+            .runs
+            .iter()
+            .filter(|p| selected(p))
+            .filter_map(|p| p.upstream.as_deref())
+        {
             if !out.iter().any(|o| o.hash == up.hash) {
                 out.push(up);
             }

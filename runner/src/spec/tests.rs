@@ -172,8 +172,16 @@ fn a_runs_identity_covers_its_plugin_code_but_not_where_the_libraries_lie() {
     let part = |c: &[PluginCode]| identity::code_part(c);
     let bound = part(&[code("aa", "/a/libm.so")]);
     assert_ne!(bound, part(&[]));
-    assert_eq!(bound, part(&[code("aa", "/b/libm.so")]), "moving a plugin folder keeps the runs");
-    assert_ne!(bound, part(&[code("ab", "/a/libm.so")]), "a rebuilt library makes a new run");
+    assert_eq!(
+        bound,
+        part(&[code("aa", "/b/libm.so")]),
+        "moving a plugin folder keeps the runs"
+    );
+    assert_ne!(
+        bound,
+        part(&[code("ab", "/a/libm.so")]),
+        "a rebuilt library makes a new run"
+    );
 }
 
 #[test]
@@ -191,7 +199,12 @@ fn execution_keys_and_input_paths_are_not_part_of_the_config_identity() {
     ] {
         assert_eq!(hash(&[harmless]), base, "`{harmless}` cannot change a result");
     }
-    for meaningful in ["train.epochs=3", "train.lr=0.5", "train.precision=\"bf16\"", "data.train.train_ids=11"] {
+    for meaningful in [
+        "train.epochs=3",
+        "train.lr=0.5",
+        "train.precision=\"bf16\"",
+        "data.train.train_ids=11",
+    ] {
         assert_ne!(hash(&[meaningful]), base, "`{meaningful}` changes the result");
     }
 }
@@ -199,10 +212,18 @@ fn execution_keys_and_input_paths_are_not_part_of_the_config_identity() {
 #[test]
 fn a_changed_identity_names_the_parts_that_changed() {
     let parts = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let old = parts(&[("config", "a"), ("model.init", "x"), ("gadms build", "1")]);
-    let new = parts(&[("config", "a"), ("model.init", "y"), ("gadms build", "2"), ("data.train", "d")]);
+    let new = parts(&[
+        ("config", "a"),
+        ("model.init", "y"),
+        ("gadms build", "2"),
+        ("data.train", "d"),
+    ]);
     assert_eq!(
         identity::changed_parts(&old, &new),
         ["data.train", "gadms build", "model.init"]
@@ -228,6 +249,11 @@ fn init_takes_a_file_or_a_run_of_another_spec() {
             checkpoint: CheckpointChoice::Best,
         }))
     );
-    let err = init("{ spec = \"up.toml\", variant = \"clip\" }").unwrap_err().to_string();
-    assert!(err.contains("model.init") && err.contains("a run of another spec"), "{err}");
+    let err = init("{ spec = \"up.toml\", variant = \"clip\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.init") && err.contains("a run of another spec"),
+        "{err}"
+    );
 }

@@ -21,7 +21,12 @@ use crate::progress::RunProgress;
 impl Run<'_> {
     /// Trains one epoch at its learning rate, logging every `train.log_every` steps, and
     /// exchanges the epoch's token scores among the ranks.
-    pub fn train_epoch(&mut self, epoch: usize, global_step: &mut usize, bar: &RunProgress) -> Result<(), RunError> {
+    pub fn train_epoch(
+        &mut self,
+        epoch: usize,
+        global_step: &mut usize,
+        bar: &RunProgress,
+    ) -> Result<(), RunError> {
         let lr = self.schedule.lr(epoch);
         self.opt.set_lr(lr);
         let loader = self.epoch_loader(epoch);
@@ -68,8 +73,17 @@ impl Run<'_> {
 
     /// One step: forward under the run's precision, backward, gradients averaged across
     /// ranks, Adam; the scores it computed go to the score store.
-    fn step(&mut self, epoch: usize, step: usize, host: HostBatch, window: &mut Window) -> Result<(), RunError> {
-        let labelled = host.mtp.as_ref().map_or(0, |(_, _, positions)| positions.size()[0]);
+    fn step(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        host: HostBatch,
+        window: &mut Window,
+    ) -> Result<(), RunError> {
+        let labelled = host
+            .mtp
+            .as_ref()
+            .map_or(0, |(_, _, positions)| positions.size()[0]);
         let shape = BatchShape {
             samples: host.samples.len() as i64,
             alignment_len: host.alignment.size()[1],
@@ -78,7 +92,13 @@ impl Run<'_> {
         window.flops += self.work.flops(&self.model_cfg, shape).total();
         let batch = to_device(&host, self.device);
         let out = autocast(self.plan.config.train.precision, self.device, || {
-            step::forward(&self.clip, self.masking.as_ref(), &self.losses, &batch, &*self.collective)
+            step::forward(
+                &self.clip,
+                self.masking.as_ref(),
+                &self.losses,
+                &batch,
+                &*self.collective,
+            )
         })?
         .map_err(|source| RunError::Step {
             epoch,

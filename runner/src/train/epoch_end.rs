@@ -15,7 +15,11 @@ use crate::eval::token_scores::TokenScores;
 
 impl Run<'_> {
     /// Everything rank 0 does after training epoch `epoch`; returns its evaluation.
-    pub fn end_epoch(&self, epoch: usize, global_step: usize) -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
+    pub fn end_epoch(
+        &self,
+        epoch: usize,
+        global_step: usize,
+    ) -> Result<Vec<(String, RetrievalMetrics)>, RunError> {
         self.log_noise_auroc(epoch)?;
         self.write_token_scores(epoch)?;
         let last = self.evaluate(epoch)?;
@@ -51,11 +55,18 @@ impl Run<'_> {
         };
         let vocab = components::vocab(&self.model_cfg);
         let context = self.model_cfg.context_length as usize;
-        if let Some(auroc) = noise_auroc(self.scores.table(), context, &self.train_split.tokens, noise, &vocab) {
+        if let Some(auroc) = noise_auroc(
+            self.scores.table(),
+            context,
+            &self.train_split.tokens,
+            noise,
+            &vocab,
+        ) {
             self.dir
                 .log_metrics(&json!({"kind": "noise", "epoch": epoch, "auroc": auroc}))?;
-            self.log
-                .line(format!("epoch {epoch}: noise-token AUROC of the scores {auroc:.3}"))?;
+            self.log.line(format!(
+                "epoch {epoch}: noise-token AUROC of the scores {auroc:.3}"
+            ))?;
         }
         Ok(())
     }

@@ -38,14 +38,22 @@ pub enum InitError {
 fn preview(names: &[String]) -> String {
     let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
     let more = names.len().saturating_sub(shown.len());
-    shown.join(", ") + &if more > 0 { format!(", … ({more} more)") } else { String::new() }
+    shown.join(", ")
+        + &if more > 0 {
+            format!(", … ({more} more)")
+        } else {
+            String::new()
+        }
 }
 
 fn fresh_note(fresh: &[(String, usize)]) -> String {
     if fresh.is_empty() {
         return " (this spec's losses create none)".into();
     }
-    let owners: Vec<String> = fresh.iter().map(|(o, n)| format!("`{o}`: {n} tensor(s)")).collect();
+    let owners: Vec<String> = fresh
+        .iter()
+        .map(|(o, n)| format!("`{o}`: {n} tensor(s)"))
+        .collect();
     format!(" (here {})", owners.join(", "))
 }
 
@@ -92,8 +100,15 @@ impl Expected {
 
     /// Checks `tensors` (read from `file`) against the model and returns the parameters
     /// that start fresh, by owning loss with their count.
-    pub fn verify(&self, tensors: &HashMap<String, Tensor>, file: &Path) -> Result<Vec<(String, usize)>, InitError> {
-        let missing = self.params.iter().filter(|(name, _)| !tensors.contains_key(*name));
+    pub fn verify(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        file: &Path,
+    ) -> Result<Vec<(String, usize)>, InitError> {
+        let missing = self
+            .params
+            .iter()
+            .filter(|(name, _)| !tensors.contains_key(*name));
         let (fresh, encoder): (Vec<_>, Vec<_>) = missing.partition(|(_, p)| p.owner.is_some());
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (_, p) in &fresh {
@@ -107,7 +122,11 @@ impl Expected {
                 fresh,
             });
         }
-        let mut unexpected: Vec<String> = tensors.keys().filter(|k| !self.params.contains_key(*k)).cloned().collect();
+        let mut unexpected: Vec<String> = tensors
+            .keys()
+            .filter(|k| !self.params.contains_key(*k))
+            .cloned()
+            .collect();
         if !unexpected.is_empty() {
             unexpected.sort();
             return Err(WeightsError::Unexpected {
@@ -166,7 +185,12 @@ pub fn load(
 }
 
 /// Checks `file` against the model of `config` without loading it (`validate`).
-pub fn check(plugins: &PluginSet, config: &RunConfig, model: &ModelConfig, file: &Path) -> Result<(), InitError> {
+pub fn check(
+    plugins: &PluginSet,
+    config: &RunConfig,
+    model: &ModelConfig,
+    file: &Path,
+) -> Result<(), InitError> {
     let weights = import::read_weights(file, model)?;
     Expected::build(plugins, config, model, None)?.verify(&weights.tensors, file)?;
     Ok(())
@@ -174,5 +198,9 @@ pub fn check(plugins: &PluginSet, config: &RunConfig, model: &ModelConfig, file:
 
 /// `losses.mtp: 12 tensor(s), …` for the log line of a run whose loss heads start fresh.
 pub fn describe_fresh(fresh: &[(String, usize)]) -> String {
-    fresh.iter().map(|(o, n)| format!("{o}: {n} tensor(s)")).collect::<Vec<_>>().join(", ")
+    fresh
+        .iter()
+        .map(|(o, n)| format!("{o}: {n} tensor(s)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -122,4 +122,3 @@ pub(super) fn read_last_eval(dir: &RunDir, epoch: usize) -> Vec<(String, Retriev
         })
         .collect()
 }
-

@@ -138,7 +138,8 @@ impl<'a> Run<'a> {
                 ))?;
             }
         }
-        let masking: Arc<dyn MaskingStrategy> = Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
+        let masking: Arc<dyn MaskingStrategy> =
+            Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
         let scores = ScoreStore::new(
             train_split.len(),
             model_cfg.context_length as usize,

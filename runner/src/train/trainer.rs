@@ -151,7 +151,9 @@ pub fn device(name: &str) -> Result<Device, String> {
         "cuda" => cuda(0),
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             Some(index) => cuda(index),
-            None => Err(format!("`train.device` = `{other}`: expected auto, cpu, cuda or cuda:N")),
+            None => Err(format!(
+                "`train.device` = `{other}`: expected auto, cpu, cuda or cuda:N"
+            )),
         },
     }
 }
