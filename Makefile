@@ -6,11 +6,9 @@ PYTHON ?= python3
 TORCH_VERSION := 2.11.0
 VENV := .venv
 STAMP := $(VENV)/.torch-$(TORCH_VERSION)
-# tch finds libtorch through the venv's torch. `gadms-run` carries an rpath to it
-# (runner/build.rs); the plugin crates' unit-test binaries do not, so tests run with the
-# library path set.
-TORCH_LIB = $(abspath $(VENV))/torch-lib
-CARGO_ENV := source $(VENV)/bin/activate && LIBTORCH_USE_PYTORCH=1 LD_LIBRARY_PATH=$(TORCH_LIB)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
+# tch finds libtorch through this link to the venv's torch package: .cargo/config.toml names
+# it as LIBTORCH, so plain cargo commands build against it and run tests with it.
+LIBTORCH := $(VENV)/torch
 CARGO ?= cargo
 
 .PHONY: build test lint demo bench clean-venv
@@ -18,16 +16,21 @@ CARGO ?= cargo
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy safetensors
-	ln -sfn "$$($(VENV)/bin/python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" $(VENV)/torch-lib
 	touch $@
+
+# A relative link, so that it holds wherever the checkout is. Order-only: the link is made
+# once, not each time the stamp is newer than the package.
+$(LIBTORCH): | $(STAMP)
+	ln -sfn "$$($(VENV)/bin/python -c 'import os, sys, torch; print(os.path.relpath(os.path.dirname(torch.__file__), sys.prefix))')" $@
 
 # Training across processes on CPUs (`gadms-run run --nproc-per-node N`) runs on Gloo, which
 # the build links when libgloo-dev's headers are there. It builds without them (that training
 # then says to install it), so this installs the package when it is missing and apt-get can,
-# as root or through sudo, and only warns when it cannot.
+# as root or through sudo without a password (`sudo -n` never prompts), and only warns when it
+# cannot.
 GLOO_HEADERS := /usr/include/gloo/config.h
 $(GLOO_HEADERS):
-	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
 	if command -v apt-get >/dev/null; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $$SUDO apt-get install -y libgloo-dev || { $$SUDO apt-get update && $$SUDO apt-get install -y libgloo-dev; }; \
@@ -36,16 +39,16 @@ $(GLOO_HEADERS):
 
 # One profile for everything: the binary, every plugin and the tests (release; libtorch
 # code is unusably slow in debug and a second profile would build tch twice).
-build: $(STAMP) $(GLOO_HEADERS)
-	$(CARGO_ENV) $(CARGO) build --release --workspace --all-targets
+build: $(LIBTORCH) $(GLOO_HEADERS)
+	$(CARGO) build --release --workspace --all-targets
 
 # Benchmarks are built (so they stay compilable) but not run: they measure, they do not test.
 test: build
-	$(CARGO_ENV) $(CARGO) test --release --workspace --lib --bins --tests
+	$(CARGO) test --release --workspace --lib --bins --tests
 
-lint: $(STAMP) $(GLOO_HEADERS)
-	$(CARGO_ENV) $(CARGO) fmt --all --check
-	$(CARGO_ENV) $(CARGO) clippy --release --workspace --all-targets -- -D warnings
+lint: $(LIBTORCH) $(GLOO_HEADERS)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 # The ablation fine-tunes the tiny CLIP that the first spec trains (skipped once finished).
 demo: build
@@ -53,7 +56,7 @@ demo: build
 	./target/release/gadms-run run experiments/quickstart/ablation-masking.toml
 
 bench: build
-	$(CARGO_ENV) $(CARGO) bench --workspace
+	$(CARGO) bench --workspace
 
 clean-venv:
 	rm -rf $(VENV)

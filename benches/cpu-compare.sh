@@ -9,8 +9,7 @@ wanted=" ${*:-golden tiny vit-b16} "
 configs=()
 for c in golden tiny vit-b16; do [[ "$wanted" == *" $c "* ]] && configs+=("$c"); done
 make --silent build
-ours=$(source .venv/bin/activate && LIBTORCH_USE_PYTORCH=1 LD_LIBRARY_PATH="$PWD/.venv/torch-lib" \
-  GADMS_BENCH_ONLY="$(IFS=,; echo "${configs[*]}")" cargo bench -q -p gadms --bench train_step 2>/dev/null | tail -n +3)
+ours=$(GADMS_BENCH_ONLY="$(IFS=,; echo "${configs[*]}")" cargo bench -q -p gadms --bench train_step 2>/dev/null | tail -n +3)
 theirs=$(.venv/bin/python benches/pytorch_step.py "${configs[@]}" | tail -n +3)
 echo "$ours" | sed 's/^/gadms:   /'
 echo "$theirs" | sed 's/^/PyTorch: /'

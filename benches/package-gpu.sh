@@ -14,13 +14,12 @@ dest=${1:-target/gpu-package}
 golden=${GADMS_GOLDEN_DIR:-tests/golden/data}
 limit_mib=56
 
-source .venv/bin/activate
-export LIBTORCH_USE_PYTORCH=1 LD_LIBRARY_PATH=$PWD/.venv/torch-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# cargo finds the project-local libtorch through .cargo/config.toml (after `make build`).
 plugins=(gadms-losses gadms-masking gadms-synthetic-persons)
 cargo build --release -p gadms $(printf -- '-p %s ' "${plugins[@]}")
 # The test executables' paths, from cargo's own report of what it built.
 tests=$(cargo test --release -p gadms --lib --test model_parity --test step_parity --no-run \
-  --message-format=json | python -c '
+  --message-format=json | .venv/bin/python -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

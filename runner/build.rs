@@ -63,12 +63,23 @@ fn build_gloo() {
     let candidates: Vec<PathBuf> = std::env::var_os("GLOO_INCLUDE_DIR")
         .map(|d| vec![PathBuf::from(d)])
         .unwrap_or_else(|| vec!["/usr/include".into(), "/usr/local/include".into()]);
-    for d in &candidates {
-        println!("cargo:rerun-if-changed={}", d.join("gloo/config.h").display());
+    let found = candidates.iter().position(|d| d.join("gloo/config.h").exists());
+    // Cargo reruns a script that watches a missing file on every build (and so rebuilds the
+    // crate), so headers that are not there are watched through their include folders, in
+    // which cargo notices any change: the folders searched before the one used, or all.
+    for d in candidates[..found.unwrap_or(candidates.len())]
+        .iter()
+        .filter(|d| d.is_dir())
+    {
+        println!("cargo:rerun-if-changed={}", d.display());
     }
-    let Some(include) = candidates.iter().find(|d| d.join("gloo/config.h").exists()) else {
+    let Some(include) = found.map(|i| &candidates[i]) else {
         return;
     };
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("gloo/config.h").display()
+    );
     let mut build = cc::Build::new();
     build
         .cpp(true)
