@@ -1,6 +1,7 @@
 //! Training: learning-rate schedule, optimizer, step and loop.
 
 pub mod checkpoint;
+mod fault;
 pub mod memory;
 pub mod optim;
 pub mod precision;

@@ -503,21 +503,17 @@ pub fn train(
             global_step,
             hash: plan.hash.clone(),
         };
-        checkpoint::save(&dir.path, &position, &vs, &opt, &scores)?;
         // The best checkpoint is chosen on the first validation set, never on a test split.
-        if let Some((name, m)) = evals
+        let validation = evals
             .iter()
             .zip(&last)
             .find(|(e, _)| e.validation)
-            .map(|(_, r)| r)
-        {
-            if checkpoint::improves_best(&dir.path, m.r1) {
-                checkpoint::keep_as_best(&dir.path, epoch, name, m.r1)?;
-                log(format!(
-                    "epoch {epoch}: best so far on {name} (R@1 {:.2}), kept in best/",
-                    m.r1
-                ))?;
-            }
+            .map(|(_, (name, m))| (name.as_str(), m.r1));
+        if let Some(best) = checkpoint::commit(&dir.path, &position, &vs, &opt, &scores, validation)? {
+            log(format!(
+                "epoch {epoch}: best so far on {} (R@1 {:.2}), kept in best/",
+                best.dataset, best.r1
+            ))?;
         }
         group.wait_for_leader()?;
     }
