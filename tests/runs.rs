@@ -254,8 +254,9 @@ fn dry_run_prints_the_matrix_with_hashes() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
+/// A scratch folder with the `ga-dms` variant alone, trained 4 epochs on more data: the run
+/// of the resume tests.
+fn resume_setup(name: &str) -> PathBuf {
     let spec = SPEC
         .replace("epochs = 2", "epochs = 4")
         .replace(
@@ -267,30 +268,33 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
         .unwrap()
         .to_string()
         + "[[variant]]\nname = \"ga-dms\"\n";
-    let write = |name: &str| {
-        let dir = setup(name);
-        std::fs::write(dir.join("spec.toml"), &spec).unwrap();
-        dir
-    };
-    let record = |dir: &Path| -> Vec<String> {
-        let text = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|r| r["kind"] != "noise" || r["auroc"].is_number())
-            .map(|r| {
-                format!(
-                    "{} {} {} {} {} {}",
-                    r["kind"], r["epoch"], r["step"], r["loss"], r["mAP"], r["auroc"]
-                )
-            })
-            .collect()
-    };
+    let dir = setup(name);
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    dir
+}
 
-    let whole = write("resume-whole");
+/// The logged losses, evaluations and noise AUROCs of the `ga-dms` run in `dir`.
+fn record(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] != "noise" || r["auroc"].is_number())
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {}",
+                r["kind"], r["epoch"], r["step"], r["loss"], r["mAP"], r["auroc"]
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
+    let whole = resume_setup("resume-whole");
     let (out, text) = run(&whole, &[]);
     assert!(out.status.success(), "{text}");
 
-    let cut = write("resume-cut");
+    let cut = resume_setup("resume-cut");
     let mut child = cli::command()
         .arg("run")
         .arg(cut.join("spec.toml"))
@@ -335,6 +339,64 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
     );
     std::fs::remove_dir_all(whole).unwrap();
     std::fs::remove_dir_all(cut).unwrap();
+}
+
+#[test]
+fn a_run_killed_inside_the_checkpoint_switch_resumes_with_the_same_losses() {
+    use std::os::unix::process::ExitStatusExt;
+    let whole = resume_setup("switch-whole");
+    let (out, text) = run(&whole, &[]);
+    assert!(out.status.success(), "{text}");
+    let run_dir = |dir: &Path| dir.join("out/tiny/runs/ga-dms/seed-3");
+    let best = |dir: &Path| std::fs::read_to_string(run_dir(dir).join("best/best.json")).unwrap();
+    // Killed at epoch 2 with its checkpoint folder complete and the link not yet switched,
+    // and then with the link switched and the folder of epoch 1 not yet removed: the
+    // checkpoint found is that of epoch 1, then that of epoch 2.
+    for (point, found) in [("checkpoint-switch", 1), ("checkpoint-cleanup", 2)] {
+        let cut = resume_setup(point);
+        let out = cli::command()
+            .arg("run")
+            .arg(cut.join("spec.toml"))
+            .env("GADMS_FAULT", format!("{point}:2"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(6), "no abort at {point}: {out:?}");
+        assert_eq!(status(&cut, "ga-dms")["state"], "running", "{point}");
+        let checkpoint = run_dir(&cut).join("checkpoint");
+        for file in ["model.safetensors", "optimizer.safetensors", "scores.safetensors"] {
+            assert!(checkpoint.join(file).is_file(), "{point}: no {file}");
+        }
+        let position: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(checkpoint.join("position.json")).unwrap())
+                .unwrap();
+        assert_eq!(position["epoch"], found, "{point}");
+
+        let (out, text) = run(&cut, &[]);
+        assert!(out.status.success(), "{point}: {text}");
+        assert!(
+            text.contains(&format!("resumed after epoch {found}")),
+            "{point}: {text}"
+        );
+        assert_eq!(
+            record(&whole),
+            record(&cut),
+            "{point}: the resumed run logs exactly what the uninterrupted one did"
+        );
+        assert_eq!(best(&whole), best(&cut), "{point}");
+        let mut left: Vec<String> = std::fs::read_dir(run_dir(&cut))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("checkpoint"))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["checkpoint", "checkpoint.e4"],
+            "{point}: leftovers removed"
+        );
+        std::fs::remove_dir_all(cut).unwrap();
+    }
+    std::fs::remove_dir_all(whole).unwrap();
 }
 
 #[test]

@@ -89,8 +89,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The checkpoint of `epoch`, and `best/` when the epoch improves the first validation
-    /// set's R@1 (never chosen on a test split).
+    /// The checkpoint of `epoch`, committed with `best/` when the epoch improves the first
+    /// validation set's R@1 (never chosen on a test split).
     fn save_checkpoint(
         &self,
         epoch: usize,
@@ -102,16 +102,18 @@ impl Run<'_> {
             global_step,
             hash: self.plan.hash.clone(),
         };
-        checkpoint::save(&self.dir.path, &position, &self.vs, &self.opt, &self.scores)?;
-        let validation = self.evals.iter().zip(last).find(|(e, _)| e.validation);
-        if let Some((_, (name, m))) = validation {
-            if checkpoint::improves_best(&self.dir.path, m.r1) {
-                checkpoint::keep_as_best(&self.dir.path, epoch, name, m.r1)?;
-                self.log.line(format!(
-                    "epoch {epoch}: best so far on {name} (R@1 {:.2}), kept in best/",
-                    m.r1
-                ))?;
-            }
+        let validation = self
+            .evals
+            .iter()
+            .zip(last)
+            .find(|(e, _)| e.validation)
+            .map(|(_, (name, m))| (name.as_str(), m.r1));
+        let best = checkpoint::commit(&self.dir.path, &position, &self.vs, &self.opt, &self.scores, validation)?;
+        if let Some(best) = best {
+            self.log.line(format!(
+                "epoch {epoch}: best so far on {} (R@1 {:.2}), kept in best/",
+                best.dataset, best.r1
+            ))?;
         }
         Ok(())
     }

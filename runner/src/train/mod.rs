@@ -4,6 +4,7 @@
 pub mod checkpoint;
 mod epoch;
 mod epoch_end;
+mod fault;
 pub mod init;
 pub mod memory;
 pub mod optim;
