@@ -84,7 +84,10 @@ pub fn handle(args: RunArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
     let group = ProcessGroup::from_env()?;
     // The runs that `model.init` names train (or are found finished) first.
     for o in gadms::experiment::run_upstreams(&spec, &plugins, &selection, &group)? {
-        println!("[model.init] {} seed {}: {} {}", o.variant, o.seed, o.state, o.detail);
+        println!(
+            "[model.init] {} seed {}: {} {}",
+            o.variant, o.seed, o.state, o.detail
+        );
     }
     let summary = if args.devices.is_empty() {
         gadms::experiment::run(&spec, &plugins, &selection, &group)?

@@ -108,7 +108,14 @@ impl Run<'_> {
             .zip(last)
             .find(|(e, _)| e.validation)
             .map(|(_, (name, m))| (name.as_str(), m.r1));
-        let best = checkpoint::commit(&self.dir.path, &position, &self.vs, &self.opt, &self.scores, validation)?;
+        let best = checkpoint::commit(
+            &self.dir.path,
+            &position,
+            &self.vs,
+            &self.opt,
+            &self.scores,
+            validation,
+        )?;
         if let Some(best) = best {
             self.log.line(format!(
                 "epoch {epoch}: best so far on {} (R@1 {:.2}), kept in best/",
