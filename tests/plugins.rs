@@ -264,3 +264,101 @@ fn bad_plugin_options_name_the_plugin_and_the_key() {
         "the line of the rejected option: {text}"
     );
 }
+
+/// A tiny synthetic experiment; variant `scorer` masks with `panicking-scorer`, variant
+/// `loss` adds `panicking-loss` (both from `plugins/sdk/examples/panicking.rs`).
+const PANICKING_SPEC: &str = r#"
+[experiment]
+name = "panics"
+seeds = [1]
+output = "out"
+
+[base.model]
+preset = "tiny"
+vision_layers = 1
+text_layers = 1
+
+[base.data]
+train = { plugin = "synthetic-persons", train_ids = 4, images_per_id = 2, test_ids = 2, val_ids = 2 }
+
+[base.train]
+epochs = 1
+warmup_epochs = 0
+batch_size = 4
+device = "cpu"
+
+[base.masking]
+plugin = "none"
+
+[base.losses]
+sdm = {}
+
+[[variant]]
+name = "scorer"
+masking = { plugin = "panicking-scorer" }
+
+[[variant]]
+name = "loss"
+losses = { panicking-loss = {} }
+"#;
+
+/// A folder holding only the built `panicking` example plugin (cargo's examples folder also
+/// keeps hashed copies, which would register every name twice).
+fn panicking_plugin(dir: &Path) -> PathBuf {
+    let name = format!("libpanicking{}", std::env::consts::DLL_SUFFIX);
+    let built = workspace_plugins().join("examples").join(&name);
+    assert!(
+        built.is_file(),
+        "{} is missing; build it with `cargo build --release --workspace --all-targets` (make build)",
+        built.display()
+    );
+    let plugins = dir.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(built, plugins.join(name)).unwrap();
+    plugins
+}
+
+#[test]
+fn a_panic_in_a_configuration_getter_fails_the_run_naming_plugin_component_and_panic() {
+    let dir = scratch("panicking-getters");
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, PANICKING_SPEC).unwrap();
+    let plugins = panicking_plugin(&dir);
+    for (variant, expected) in [
+        (
+            "scorer",
+            [
+                "`masking` (plugin `panicking-scorer`)",
+                "MaskingStrategy::scoring",
+                "the scorer lost its tail layers",
+            ],
+        ),
+        (
+            "loss",
+            [
+                "`losses.panicking-loss` (plugin `panicking-loss`)",
+                "Loss::uses_mtp_view",
+                "the loss forgot which views it needs",
+            ],
+        ),
+    ] {
+        let (out, text) = cli::gadms_run([
+            OsStr::new("run"),
+            spec.as_os_str(),
+            OsStr::new("--plugin-dir"),
+            plugins.as_os_str(),
+            OsStr::new("--only"),
+            OsStr::new(variant),
+        ]);
+        assert!(!out.status.success(), "{variant}: the run must fail:\n{text}");
+        let error = text
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{variant}: no error line:\n{text}"));
+        for part in expected {
+            assert!(error.contains(part), "{variant}: `{part}` not in: {error}");
+        }
+        assert!(!dir.join("out").exists(), "{variant}: nothing trained:\n{text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -604,21 +604,53 @@ fn devices_run_one_process_per_device_and_collect_the_outcomes() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn a_run_trains_under_bf16_autocast() {
-    let dir = setup("bf16");
-    let (out, text) = run(&dir, &["--only", "ga-dms", "--set", "train.precision=\"bf16\""]);
-    assert!(out.status.success(), "{text}");
-    let metrics = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl")).unwrap();
-    let losses: Vec<f64> = metrics
+/// The losses `train` records of `variant`'s run logged, in order.
+fn train_losses(dir: &Path, variant: &str) -> Vec<f64> {
+    let path = dir
+        .join("out/tiny/runs")
+        .join(variant)
+        .join("seed-3/metrics.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["kind"] == "train")
         .map(|r| r["loss"].as_f64().unwrap())
+        .collect()
+}
+
+/// `train.precision = "bf16"` changes the numbers a run computes (a CPU run otherwise repeats
+/// exactly from its seed), and only by bf16's rounding.
+#[test]
+fn a_run_trains_under_bf16_autocast() {
+    let dir = setup("bf16");
+    let one_epoch = [
+        "--only",
+        "ga-dms",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.warmup_epochs=0",
+    ];
+    let (out, text) = run(&dir, &one_epoch);
+    assert!(out.status.success(), "{text}");
+    let fp32 = train_losses(&dir, "ga-dms");
+    let bf16_run: Vec<&str> = one_epoch
+        .into_iter()
+        .chain(["--set", "train.precision=\"bf16\""])
         .collect();
+    let (out, text) = run(&dir, &bf16_run);
+    assert!(out.status.success(), "{text}");
+    let bf16 = train_losses(&dir, "ga-dms");
     assert!(
-        !losses.is_empty() && losses.iter().all(|l| l.is_finite()),
-        "{losses:?}"
+        !fp32.is_empty() && fp32.len() == bf16.len() && bf16.iter().all(|l| l.is_finite()),
+        "fp32 {fp32:?}, bf16 {bf16:?}"
+    );
+    // The first logged loss: bf16's rounding has had the fewest steps to compound.
+    let relative = (bf16[0] - fp32[0]).abs() / fp32[0].abs();
+    assert!(
+        (1e-6..5e-2).contains(&relative),
+        "bf16 {bf16:?} vs fp32 {fp32:?}: the first losses differ by {relative}, expected bf16 rounding"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -235,6 +235,11 @@ impl Pedes {
 }
 
 impl Dataset for Pedes {
+    /// The annotation file holds every record of every split.
+    fn source_files(&self) -> Vec<PathBuf> {
+        vec![self.annotations.clone()]
+    }
+
     fn load(&self, split: SplitKind) -> Result<SplitData> {
         let records: Vec<Record> = annotations::read_list(&self.annotations)?;
         let mut files = ImageFiles::new(&self.images, &self.annotations, self.options.skip_missing);

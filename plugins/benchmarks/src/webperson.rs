@@ -134,6 +134,11 @@ struct WebPerson {
 }
 
 impl Dataset for WebPerson {
+    /// The annotation file lists every image and caption.
+    fn source_files(&self) -> Vec<PathBuf> {
+        vec![self.annotations.clone()]
+    }
+
     fn load(&self, split: SplitKind) -> Result<SplitData> {
         if split != SplitKind::Train {
             return Err(PluginError::Data(format!(

@@ -10,8 +10,11 @@
 
 use std::collections::BTreeMap;
 
-/// Bumped whenever the C-level contract (symbol names or signatures) changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped whenever the C-level contract (symbol names or signatures) changes, and whenever
+/// a trait that crosses the boundary gains, loses or reorders a method: its vtable changes
+/// while the fingerprint (which pins the SDK's crate version, not its contents) may not.
+/// 2: `Dataset::source_files`.
+pub const ABI_VERSION: u32 = 2;
 
 /// `extern "C" fn() -> u32`, returns [`ABI_VERSION`] as the plugin was built.
 pub const ABI_SYMBOL: &str = "gadms_plugin_abi_version";

@@ -75,8 +75,13 @@ pub trait Dataset: Send + Sync {
     /// Loads one split. An empty or missing split is an error naming the split and the file.
     fn load(&self, split: SplitKind) -> Result<SplitData>;
 
-    /// The files whose contents define this dataset's records (annotation files, never images); the runner digests them into a run's identity. Generated datasets have none.
-    fn source_files(&self) -> Vec<PathBuf> {
+    /// The files whose contents define this dataset's records (annotation files, never
+    /// images); the runner digests them into a run's identity. Generated datasets have none.
+    ///
+    /// Fixed once the dataset is open: the SDK reads it right after
+    /// [`DatasetFactory::open`] and answers later calls from that; a panic here fails the
+    /// opening (a [`crate::PluginError::Panic`] naming the method).
+    fn source_files(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
 }

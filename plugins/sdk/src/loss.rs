@@ -56,6 +56,10 @@ pub struct LossOutput {
 
 pub trait Loss: Send {
     /// Whether the loss needs the MTP view encoded (`mtp_tokens`, `mtp_labels`).
+    ///
+    /// Fixed configuration: it must return the same value for the loss's whole life. The SDK
+    /// reads it once, right after [`LossFactory::build`], and answers later calls from that;
+    /// a panic here fails the build (a [`crate::PluginError::Panic`] naming the method).
     fn uses_mtp_view(&self) -> bool;
 
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput>;

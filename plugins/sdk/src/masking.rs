@@ -112,11 +112,18 @@ pub struct ScoreOutput {
 }
 
 /// A masking strategy. Implementations are shared by the data workers, hence `Sync`.
+///
+/// [`Self::scoring`] and [`Self::initial_score`] are the strategy's fixed configuration:
+/// they must return the same value for the strategy's whole life. The SDK reads each once,
+/// right after [`MaskingFactory::create`], and answers later calls from that; a panic in
+/// either fails the creation (a [`crate::PluginError::Panic`] naming the method), so the
+/// run stops instead of training without the configuration.
 pub trait MaskingStrategy: Send + Sync {
-    /// `Some` when the strategy scores tokens in the training step.
+    /// `Some` when the strategy scores tokens in the training step. Constant (see above).
     fn scoring(&self) -> Option<ScoringRequest>;
 
-    /// The score a sample has before it was ever scored (0.85 in the reference).
+    /// The score a sample has before it was ever scored (0.85 in the reference). Constant
+    /// (see above).
     fn initial_score(&self) -> f32;
 
     /// Scores the caption tokens of a batch. Called only when [`Self::scoring`] is `Some`.

@@ -265,6 +265,118 @@ mod tests {
         assert!(a.equal(&b));
     }
 
+    /// The model input of the tests, `[height, width]`.
+    const SIZE: [i64; 2] = [96, 32];
+
+    /// RGB noise of [`SIZE`] (so resizing does nothing), in [0, 1] as [`decode`] gives it.
+    fn noise() -> Tensor {
+        let [h, w] = SIZE;
+        let mut rng = Rng::new(11);
+        let pixels: Vec<u8> = (0..h * w * 3).map(|_| rng.below(256) as u8).collect();
+        from_rgb8(&pixels, w as u32, h as u32)
+    }
+
+    /// Only the augmentation `on` sets, every other one off.
+    fn only(on: impl FnOnce(&mut Augment)) -> Augment {
+        let mut aug = Augment {
+            flip: 0.0,
+            pad: 0,
+            erase: 0.0,
+            ..Augment::default()
+        };
+        on(&mut aug);
+        aug
+    }
+
+    #[test]
+    fn with_everything_off_training_sees_the_eval_image() {
+        let img = noise();
+        let out = train_transform(&img, SIZE, &only(|_| {}), &mut Rng::new(1));
+        assert!(out.equal(&eval_transform(&img, SIZE)));
+    }
+
+    #[test]
+    fn a_flip_mirrors_the_eval_image_along_its_width() {
+        let img = noise();
+        let eval = eval_transform(&img, SIZE);
+        let out = train_transform(&img, SIZE, &only(|a| a.flip = 1.0), &mut Rng::new(1));
+        assert!(out.equal(&eval.flip([2])));
+        assert!(!out.equal(&eval), "the noise image is not symmetric");
+    }
+
+    /// The offset `(top, left)` of the one window of `padded` equal to `out`.
+    fn window_of(out: &Tensor, padded: &Tensor, pad: i64) -> (i64, i64) {
+        let [h, w] = SIZE;
+        let offsets = 0..=2 * pad;
+        let matches: Vec<(i64, i64)> = offsets
+            .clone()
+            .flat_map(|top| offsets.clone().map(move |left| (top, left)))
+            .filter(|&(top, left)| out.equal(&padded.narrow(1, top, h).narrow(2, left, w)))
+            .collect();
+        assert_eq!(matches.len(), 1, "windows equal to the output: {matches:?}");
+        matches[0]
+    }
+
+    #[test]
+    fn pad_and_crop_is_a_shifted_window_of_the_black_padded_image() {
+        let pad = 4;
+        let img = noise();
+        // Black (0) borders, normalised like the image: the border is -mean/std.
+        let padded = normalise(&img.constant_pad_nd([pad, pad, pad, pad]));
+        let aug = only(|a| a.pad = pad);
+        let offsets: std::collections::BTreeSet<(i64, i64)> = (0..24)
+            .map(|seed| {
+                let out = train_transform(&img, SIZE, &aug, &mut Rng::new(seed));
+                window_of(&out, &padded, pad)
+            })
+            .collect();
+        assert!(
+            offsets.len() > 8 && offsets.iter().any(|&(top, left)| top != pad && left != pad),
+            "crops land all over the padded image: {offsets:?}"
+        );
+    }
+
+    #[test]
+    fn erasing_fills_one_rectangle_of_the_set_area_with_the_mean_numbers() {
+        let img = noise();
+        let eval = eval_transform(&img, SIZE);
+        let (lo, hi) = (0.1, 0.2);
+        let aug = only(|a| {
+            a.erase = 1.0;
+            a.erase_area = (lo, hi);
+            a.erase_ratio = (1.0, 2.0);
+        });
+        let [h, w] = SIZE;
+        for seed in 0..8 {
+            let out = train_transform(&img, SIZE, &aug, &mut Rng::new(seed));
+            let changed = out.ne_tensor(&eval).any_dim(0, false); // [H, W]
+            let at = Vec::<i64>::try_from(changed.nonzero().reshape([-1])).unwrap();
+            assert!(!at.is_empty(), "seed {seed}: nothing erased");
+            let (rows, cols): (Vec<i64>, Vec<i64>) = at.chunks(2).map(|p| (p[0], p[1])).unzip();
+            let (top, left) = (*rows.iter().min().unwrap(), *cols.iter().min().unwrap());
+            let eh = rows.iter().max().unwrap() - top + 1;
+            let ew = cols.iter().max().unwrap() - left + 1;
+            let fraction = (eh * ew) as f64 / (h * w) as f64;
+            // The sides are rounded from the drawn area, which moves it by a few percent.
+            assert!(
+                (0.9 * lo..=1.1 * hi).contains(&fraction),
+                "seed {seed}: {eh}×{ew} erased"
+            );
+            let patch = out.narrow(1, top, eh).narrow(2, left, ew);
+            let mean = Tensor::from_slice(&MEAN).to_kind(Kind::Float).view([3, 1, 1]);
+            assert!(
+                patch.equal(&mean.expand_as(&patch)),
+                "seed {seed}: not the mean numbers"
+            );
+            let outside = Tensor::ones([h, w], (Kind::Bool, tch::Device::Cpu));
+            let _ = outside.narrow(0, top, eh).narrow(1, left, ew).fill_(0);
+            assert!(
+                out.masked_select(&outside).equal(&eval.masked_select(&outside)),
+                "seed {seed}: a pixel outside the rectangle changed"
+            );
+        }
+    }
+
     #[test]
     fn a_wrong_pixel_count_and_a_corrupt_file_are_errors() {
         let bad = ImageSource::Rgb8 {

@@ -182,7 +182,7 @@ fn load_library(file: &Path) -> Result<Vec<gadms_plugin::Registration>, LoadErro
     // Never unloaded: the registered components' code lives in it.
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));
 
-    // SAFETY: the C signatures are fixed by ABI_VERSION 1's contract for these names.
+    // SAFETY: these two names and their C signatures are the same in every ABI version.
     let abi_fn = unsafe { lib.get::<extern "C" fn() -> u32>(abi::ABI_SYMBOL.as_bytes()) }.map_err(|_| {
         LoadError::MissingSymbol {
             file: file.to_path_buf(),

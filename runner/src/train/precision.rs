@@ -68,8 +68,17 @@ pub fn autocast<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use gadms_plugin::loss::{LossInputs, LossOutput};
+    use gadms_plugin::masking::{Draws, MaskedCaption, ScoreInputs, ScoreOutput, ScoringRequest};
+    use gadms_plugin::{Loss, MaskingStrategy};
     use tch::{Kind, Tensor};
+
+    use super::*;
+    use crate::dist::Single;
+    use crate::model::{Clip, ModelConfig};
+    use crate::train::step::{self, Batch, WeightedLoss};
 
     #[test]
     fn bf16_autocast_runs_matmuls_in_bf16_and_restores_fp32_after() {
@@ -90,6 +99,104 @@ mod tests {
                 .unwrap()
                 .kind(),
             Kind::Float
+        );
+    }
+
+    /// Image–text contrastive cross-entropy (ITC's form); remembers the kind of the image
+    /// features it was given.
+    struct Contrastive {
+        features: Arc<Mutex<Option<Kind>>>,
+    }
+
+    impl Loss for Contrastive {
+        fn uses_mtp_view(&self) -> bool {
+            false
+        }
+
+        fn forward(&self, inputs: &LossInputs<'_>) -> gadms_plugin::Result<LossOutput> {
+            *self.features.lock().unwrap() = Some(inputs.image_cls.kind());
+            let unit = |x: &Tensor| x / x.norm_scalaropt_dim(2, [-1], true);
+            let logits = unit(inputs.image_cls).matmul(&unit(inputs.text_eos).tr()) * inputs.logit_scale;
+            let targets = Tensor::arange(logits.size()[0], (Kind::Int64, logits.device()));
+            Ok(LossOutput {
+                loss: logits.cross_entropy_for_logits(&targets),
+                metrics: Vec::new(),
+            })
+        }
+    }
+
+    /// A strategy that never scores; the test's batches come masked already.
+    struct NoScoring;
+
+    impl MaskingStrategy for NoScoring {
+        fn scoring(&self) -> Option<ScoringRequest> {
+            None
+        }
+        fn initial_score(&self) -> f32 {
+            0.0
+        }
+        fn score(&self, _: &ScoreInputs<'_>) -> gadms_plugin::Result<ScoreOutput> {
+            unreachable!("the step scores only when scoring() asks for it")
+        }
+        fn mask(&self, _: &[i64], _: &[f32], _: &mut dyn Draws) -> gadms_plugin::Result<MaskedCaption> {
+            unreachable!("the step gets batches, not captions")
+        }
+    }
+
+    /// Four images and captions `<sot> w w w <eot>` for a one-block tiny CLIP.
+    fn batch(config: &ModelConfig) -> Batch {
+        let (sot, eot) = (config.vocab_size - 2, config.vocab_size - 1);
+        let ids: Vec<i64> = (0..4)
+            .flat_map(|i| [sot, 10 + i, 20 + i, 30 + i, eot, 0])
+            .collect();
+        let ids = Tensor::from_slice(&ids).view([4, 6]);
+        let [h, w] = config.image_size;
+        Batch {
+            images: Tensor::randn([4, 3, h, w], (Kind::Float, Device::Cpu)),
+            clean: ids.shallow_clone(),
+            alignment: ids,
+            mtp: None,
+            pids: Tensor::arange(4, (Kind::Int64, Device::Cpu)),
+        }
+    }
+
+    #[test]
+    fn a_bf16_step_computes_in_bf16_and_lands_close_to_fp32() {
+        tch::manual_seed(5);
+        let config = ModelConfig {
+            vision_layers: 1,
+            text_layers: 1,
+            ..ModelConfig::tiny()
+        };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let clip = Clip::new(&vs.root(), &config);
+        let features = Arc::new(Mutex::new(None));
+        let losses = [WeightedLoss {
+            name: "contrastive".into(),
+            weight: 1.0,
+            loss: Box::new(Contrastive {
+                features: Arc::clone(&features),
+            }),
+        }];
+        let batch = batch(&config);
+        // (total loss, kind of the image features the loss saw)
+        let step = |precision| {
+            let out = autocast(precision, Device::Cpu, || {
+                step::forward(&clip, &NoScoring, &losses, &batch, &Single)
+            })
+            .unwrap()
+            .unwrap();
+            (out.total.double_value(&[]), features.lock().unwrap().unwrap())
+        };
+        let (fp32, fp32_kind) = step(Precision::Fp32);
+        let (bf16, bf16_kind) = step(Precision::Bf16);
+        assert_eq!((fp32_kind, bf16_kind), (Kind::Float, Kind::BFloat16));
+        assert_eq!(fp32, step(Precision::Fp32).0, "fp32 repeats exactly");
+        let relative = (bf16 - fp32).abs() / fp32.abs();
+        assert!(
+            (1e-5..5e-2).contains(&relative),
+            "bf16 loss {bf16} vs fp32 {fp32}: relative difference {relative} should be beyond fp32 \
+             rounding (1e-7) and within bf16's (1e-2)"
         );
     }
 }

@@ -117,6 +117,24 @@ fn root_may_be_the_benchmark_folder_itself() {
 }
 
 #[test]
+fn each_benchmark_names_its_annotation_file_as_its_source() {
+    for b in &BENCHMARKS {
+        let f = Fixture::new(&format!("{}-sources", b.name));
+        write(&f, b, &mixed(b));
+        let annotations = f.path(b.folder).join(b.annotations);
+        for root in [f.root.clone(), f.path(b.folder)] {
+            let dataset = open(b, &root, "").unwrap();
+            assert_eq!(
+                dataset.source_files(),
+                std::slice::from_ref(&annotations),
+                "{}",
+                b.name
+            );
+        }
+    }
+}
+
+#[test]
 fn icfg_pedes_keeps_train_ids_and_has_no_val_split() {
     let b = benchmark("icfg-pedes");
     let f = Fixture::new("icfg");

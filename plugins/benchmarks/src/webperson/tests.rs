@@ -73,6 +73,16 @@ fn sorted_paths_two_samples_each_and_one_identity_per_caption() {
 }
 
 #[test]
+fn the_annotation_file_the_options_name_is_the_source() {
+    let f = Fixture::new("web-sources");
+    write(&f, &corpus());
+    assert_eq!(open(&f, "").unwrap().source_files(), [f.path("annotations.json")]);
+    std::fs::copy(f.path("annotations.json"), f.path("100w.json")).unwrap();
+    let named = open(&f, "annotations = \"100w.json\"").unwrap();
+    assert_eq!(named.source_files(), [f.path("100w.json")]);
+}
+
+#[test]
 fn limit_and_annotation_name_are_options() {
     let f = Fixture::new("web-options");
     write(&f, &corpus());
