@@ -242,8 +242,17 @@ impl Spec {
 
     /// `file:line` of the first line setting `key` (e.g. an option a plugin rejected), or
     /// the file alone.
+    /// A key path (`losses.mtp`, `data.eval[1]`) is found by its last key when the spec
+    /// writes it as a table entry.
     pub fn locate(&self, key: &str) -> String {
-        match line_of(&self.text, key) {
+        let leaf = key
+            .rsplit('.')
+            .next()
+            .unwrap_or(key)
+            .split('[')
+            .next()
+            .unwrap_or(key);
+        match line_of(&self.text, key).or_else(|| line_of(&self.text, leaf)) {
             Some(line) => format!("{}:{line}", self.file.display()),
             None => self.file.display().to_string(),
         }

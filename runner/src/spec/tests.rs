@@ -257,3 +257,16 @@ fn init_takes_a_file_or_a_run_of_another_spec() {
         "{err}"
     );
 }
+
+#[test]
+fn errors_point_at_the_line_of_a_key_path_written_as_a_table_entry() {
+    let spec = parse(SPEC, &[]).unwrap();
+    let line = |key: &str| spec.locate(key).rsplit(':').next().unwrap().to_string();
+    let mtp = SPEC.lines().position(|l| l.starts_with("mtp =")).unwrap() + 1;
+    assert_eq!(line("losses.mtp"), mtp.to_string());
+    assert_eq!(
+        spec.locate("losses.nothing"),
+        "spec.toml",
+        "an unknown key names the file alone"
+    );
+}
