@@ -155,14 +155,18 @@ fn from_rgb8(pixels: &[u8], width: u32, height: u32) -> Tensor {
         / 255.0
 }
 
-/// Resizes `[3, h, w]` to `[3, H, W]` bilinearly (no-op when the size matches).
+/// Resizes `[3, h, w]` to `[3, H, W]` like PIL's `Image.resize(..., BILINEAR)`, which the
+/// reference's `T.Resize` runs: a triangle filter whose support widens with the shrink
+/// factor, so shrinking averages every source pixel instead of sampling a few (plain
+/// bilinear on a 700×250 → 384×128 shrink misses PIL by up to ~140 of 255 levels), and
+/// plain bilinear with pixel centres at +0.5 when enlarging. No-op when the size matches.
 fn resize(img: &Tensor, size: [i64; 2]) -> Tensor {
     let s = img.size();
     if s[1] == size[0] && s[2] == size[1] {
         return img.shallow_clone();
     }
     img.unsqueeze(0)
-        .upsample_bilinear2d(size, false, None, None)
+        .internal_upsample_bilinear2d_aa(size, false, None, None)
         .squeeze_dim(0)
 }
 
