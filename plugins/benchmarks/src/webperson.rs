@@ -4,8 +4,15 @@
 //!
 //! The reference's record rules, kept: captions lose every literal "/n"; image paths are
 //! sorted; each image gives two samples, caption1 then caption2, and every sample is its own
-//! identity and its own image entry (pid = image index = sample index), which is what keys
-//! the score table by sample. Everything is `train`.
+//! image entry (image index = sample index), which is what keys the score table by sample.
+//! Both captions of an image share one pid, as the reference's loader gives them (it reads
+//! its pid counter once per image, method spec §7.4), so SDM counts them as each other's
+//! positives. Everything is `train`.
+//!
+//! The pids are dense, 0 for the first image kept, 1 for the next, where the reference's are
+//! 0, 2, 4, … (its counter advances per caption): the ID classifier is sized by the largest
+//! pid, so gaps would waste half its rows; SDM and every grouping by pid only compare pids for
+//! equality, which dense numbering leaves as the reference has it.
 //!
 //! The Hugging Face release (parquet shards under `data/`) is read through
 //! `gadms-run dataset convert webperson --from <download> --root <root>`, which writes this
@@ -166,6 +173,8 @@ impl Dataset for WebPerson {
             let Some(path) = files.resolve(index, &relative)? else {
                 continue;
             };
+            // Dense per image (see the module doc): the images kept before this one.
+            let pid = kept as i64;
             kept += 1;
             for (field, text) in [("caption1", captions.caption1), ("caption2", captions.caption2)] {
                 let text = text.replace("/n", "");
@@ -179,11 +188,11 @@ impl Dataset for WebPerson {
                 }
                 let sample = data.captions.len();
                 data.images.push(ImageRecord {
-                    pid: sample as i64,
+                    pid,
                     source: ImageSource::File(path.clone()),
                 });
                 data.captions.push(CaptionRecord {
-                    pid: sample as i64,
+                    pid,
                     image: sample,
                     text,
                     noise_spans: Vec::new(),

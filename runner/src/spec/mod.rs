@@ -4,6 +4,7 @@
 //! plugins are loaded, [`Spec::bind`] completes each run's identity (see [`identity`]).
 
 mod config;
+mod env;
 pub mod identity;
 mod merge;
 mod sweep;
@@ -140,11 +141,24 @@ impl Spec {
         Self::parse(file, &text, overrides)
     }
 
+    /// What [`Spec::load`] does to a spec's text, reading `${env:NAME}` from the process
+    /// environment.
     pub fn parse(file: &Path, text: &str, overrides: &[String]) -> Result<Self, SpecError> {
+        Self::parse_with_env(file, text, overrides, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Spec::parse`] with the environment given as a lookup (tests pass a fixed one).
+    fn parse_with_env(
+        file: &Path,
+        text: &str,
+        overrides: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SpecError> {
         let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| SpecError::Syntax {
             file: file.into(),
             message: e.to_string(),
         })?;
+        interpolate_env(file, text, &mut root, env)?;
         let structure = |message: String| SpecError::Structure {
             file: file.into(),
             message,
@@ -268,10 +282,11 @@ impl Spec {
         mut resolved: Value,
     ) -> Result<Vec<RunPlan>, SpecError> {
         for &assignment in overrides {
+            // Variants may differ in what an override selects (`data.eval[name]`).
             merge::apply_override(&mut resolved, assignment).map_err(|message| SpecError::Override {
                 file: file.into(),
                 assignment: assignment.clone(),
-                message,
+                message: format!("{message} (in variant `{name}`)"),
             })?;
         }
         let config: RunConfig =
@@ -353,6 +368,27 @@ impl Spec {
         }
         seen
     }
+}
+
+/// Substitutes `${env:…}` in every string of the spec (see [`env`]); an error names the key
+/// path as the spec writes it (`base.data.eval[1].root`, `variant[0].data.train.root`) and
+/// the line of the interpolation.
+fn interpolate_env(
+    file: &Path,
+    text: &str,
+    root: &mut toml::Table,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), SpecError> {
+    for (key, value) in root.iter_mut() {
+        env::interpolate(value, key, lookup).map_err(|f| SpecError::Invalid {
+            file: file.into(),
+            // The string's line; one written with TOML escapes is not found.
+            line: text.lines().position(|l| l.contains(&f.text)).map(|i| i + 1),
+            path: f.path,
+            message: f.error.message(),
+        })?;
+    }
+    Ok(())
 }
 
 fn with_variant(e: SpecError, variant: &str) -> SpecError {

@@ -270,3 +270,98 @@ fn errors_point_at_the_line_of_a_key_path_written_as_a_table_entry() {
         "an unknown key names the file alone"
     );
 }
+
+/// A spec with data roots and the output folder from the environment.
+const ENV_SPEC: &str = r#"
+[experiment]
+name = "t"
+output = "${env:OUT:-../reports}"
+
+[base]
+masking = { plugin = "random" }
+losses = { sdm = { weight = 1.0 } }
+
+[base.data]
+train = { plugin = "synthetic-persons", root = "${env:DATA}/train" }
+eval = [
+  { plugin = "synthetic-persons", name = "a", root = "${env:DATA}/a" },
+  { plugin = "synthetic-persons", name = "b", root = "$${env:DATA}" },
+]
+
+[[variant]]
+name = "first"
+
+[[variant]]
+name = "second"
+data.train = { plugin = "synthetic-persons", root = "${env:OTHER:-/other}" }
+"#;
+
+fn parse_env(text: &str, overrides: &[&str], env: &[(&str, &str)]) -> Result<Spec, SpecError> {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let lookup = |name: &str| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+    Spec::parse_with_env(Path::new("spec.toml"), text, &o, &lookup)
+}
+
+fn root(component: &ComponentConfig) -> &str {
+    component.options["root"].as_str().unwrap()
+}
+
+#[test]
+fn env_interpolation_reaches_every_table_before_typing() {
+    let spec = parse_env(ENV_SPEC, &[], &[("DATA", "/mnt/d"), ("OUT", "/mnt/out")]).unwrap();
+    assert_eq!(spec.experiment.output, Path::new("/mnt/out"));
+    let [first, second] = [&spec.runs[0].config.data, &spec.runs[1].config.data];
+    assert_eq!(root(&first.train), "/mnt/d/train");
+    assert_eq!(root(&second.train), "/other");
+    assert_eq!(root(&first.eval[0]), "/mnt/d/a");
+    assert_eq!(root(&first.eval[1]), "${env:DATA}", "`$${{` is a literal `${{`");
+    let defaults = parse_env(ENV_SPEC, &[], &[("DATA", "/d")]).unwrap();
+    assert_eq!(defaults.experiment.output, Path::new("../reports"));
+}
+
+#[test]
+fn an_unset_variable_names_key_path_line_and_how_to_set_it() {
+    let err = parse_env(ENV_SPEC, &[], &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.toml:13: key `base.data.eval[0].root`")
+            && err.contains("`DATA` is not set")
+            && err.contains("export DATA=")
+            && err.contains("${env:DATA:-value}"),
+        "{err}"
+    );
+    let typo = ENV_SPEC.replace("${env:OTHER:-/other}", "${OTHER}");
+    let err = parse_env(&typo, &[], &[("DATA", "/d")]).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.toml:22: key `variant[1].data.train.root`") && err.contains("only `env:`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_reaches_one_array_element_by_index_or_name() {
+    let env = [("DATA", "/d")];
+    let spec = parse_env(
+        ENV_SPEC,
+        &["data.eval[b].root=\"/b\"", "data.eval[0].split=\"val\""],
+        &env,
+    )
+    .unwrap();
+    for run in &spec.runs {
+        assert_eq!(root(&run.config.data.eval[0]), "/d/a");
+        assert_eq!(run.config.data.eval[0].options["split"].as_str(), Some("val"));
+        assert_eq!(root(&run.config.data.eval[1]), "/b");
+    }
+    let err = parse_env(ENV_SPEC, &["data.eval[c].root=\"/c\""], &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--set `data.eval[c].root=\"/c\"`")
+            && err.contains("the names are `a`, `b`")
+            && err.contains("(in variant `first`)"),
+        "{err}"
+    );
+    let err = parse_env(ENV_SPEC, &["data.eval[2].root=1"], &env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`data.eval` has 2 element(s)"), "{err}");
+}

@@ -35,7 +35,7 @@ fn samples(f: &Fixture, data: &SplitData) -> Vec<(i64, usize, String, String)> {
         .iter()
         .map(|c| {
             let image = &data.images[c.image];
-            assert_eq!(image.pid, c.pid, "an image's pid is its sample's");
+            assert_eq!(image.pid, c.pid, "an image entry's pid is its caption's");
             (c.pid, c.image, relative(&image.source, &images), c.text.clone())
         })
         .collect()
@@ -55,7 +55,7 @@ fn corpus() -> Value {
 }
 
 #[test]
-fn sorted_paths_two_samples_each_and_one_identity_per_caption() {
+fn sorted_paths_two_samples_each_and_one_dense_identity_per_image() {
     let f = Fixture::new("web-ok");
     write(&f, &corpus());
     let s = |t: &str| t.to_string();
@@ -63,13 +63,32 @@ fn sorted_paths_two_samples_each_and_one_identity_per_caption() {
         samples(&f, &load(&f, "").unwrap()),
         [
             (0, 0, s("shard_0/z.jpg"), s("z one")),
-            (1, 1, s("shard_0/z.jpg"), s("z two")),
-            (2, 2, s("shard_1/a.jpg"), s("a one")),
-            (3, 3, s("shard_1/a.jpg"), s("a two")),
-            (4, 4, s("shard_1/b.jpg"), s("b one")),
-            (5, 5, s("shard_1/b.jpg"), s("b two")),
+            (0, 1, s("shard_0/z.jpg"), s("z two")),
+            (1, 2, s("shard_1/a.jpg"), s("a one")),
+            (1, 3, s("shard_1/a.jpg"), s("a two")),
+            (2, 4, s("shard_1/b.jpg"), s("b one")),
+            (2, 5, s("shard_1/b.jpg"), s("b two")),
         ]
     );
+}
+
+/// SDM's positives are the pairs of equal pids: the two captions of one image must be one
+/// (the reference reads its pid counter once per image), captions of two images never.
+#[test]
+fn captions_share_their_images_pid_and_only_it() {
+    let f = Fixture::new("web-pid-per-image");
+    write(
+        &f,
+        &json!([{ "p/two.jpg": captions("first", "second") }, { "p/other.jpg": captions("x", "y") }]),
+    );
+    let samples = samples(&f, &load(&f, "").unwrap());
+    let pid_of = |text: &str| samples.iter().find(|s| s.3 == text).unwrap().0;
+    assert_eq!(pid_of("first"), pid_of("second"), "{samples:?}");
+    assert_eq!(pid_of("x"), pid_of("y"), "{samples:?}");
+    assert_ne!(pid_of("first"), pid_of("x"), "{samples:?}");
+    // Each caption is still its own image entry, so the score table stays keyed by sample.
+    let images: Vec<usize> = samples.iter().map(|s| s.1).collect();
+    assert_eq!(images, [0, 1, 2, 3]);
 }
 
 #[test]
@@ -216,9 +235,9 @@ fn missing_images_fail_or_are_skipped_with_contiguous_pids() {
         kept,
         [
             (0, "shard_0/z.jpg".into()),
-            (1, "shard_0/z.jpg".into()),
-            (2, "shard_1/b.jpg".into()),
-            (3, "shard_1/b.jpg".into())
+            (0, "shard_0/z.jpg".into()),
+            (1, "shard_1/b.jpg".into()),
+            (1, "shard_1/b.jpg".into())
         ]
     );
 }
