@@ -3,7 +3,7 @@
 //! - `cuhk-pedes`, `icfg-pedes`, `rstpreid`: one JSON list of image records per benchmark,
 //!   split and numbered by the reference's rules (method spec §7.1–7.3, see `pedes`);
 //! - `webperson`: the pre-training corpus as a JSON list of `{image path: {caption1,
-//!   caption2}}` objects, one identity per caption (§7.4, see `webperson`).
+//!   caption2}}` objects, one identity per image, shared by its captions (§7.4, see `webperson`).
 //!
 //! The plugin only reads annotations and checks that image files exist; images reach the
 //! runner as [`ImageSource::File`](gadms_plugin::dataset::ImageSource::File) paths and are
