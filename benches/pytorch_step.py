@@ -9,7 +9,8 @@ Two algorithms compute the same losses:
 - `gadms` computes it the way gadms's step does (runner/src/train/step.rs): batch-first
   blocks with fused scaled_dot_product_attention, one backward pass for every re-run layer's
   gradient, the vocabulary projection only at labelled positions, the alignment text encoded
-  up to the batch's latest EOS only. Its FLOPs are what
+  up to the batch's latest EOS only, multi-scale pooling with a cached interpolation matrix
+  in place of F.interpolate. Its FLOPs are what
   runner/src/model/flops.rs counts, and `--count-flops` is how that count is checked.
 
 It times the configurations of `runner/benches/train_step.rs` (CPU, fp32, 2 threads by
@@ -173,12 +174,40 @@ class Model(nn.Module):
         return self.ln_final(self.text_hidden_fused(ids, len(self.tblocks))) @ self.tproj
 
 
-def msp(f):  # [L, B, W] multi-scale pooling, scales 1 and 2
+def msp(f):  # reference: [L, B, W] multi-scale pooling, scales 1 and 2
     L = f.shape[0]
     pairs = f[: L // 2 * 2].reshape(L // 2, 2, *f.shape[1:]).mean(1)
     pooled = torch.cat([pairs, f[L // 2 * 2:].mean(0, keepdim=True)], 0) if L % 2 else pairs
     up = F.interpolate(pooled.permute(1, 2, 0), size=L, mode="linear", align_corners=False).permute(2, 0, 1)
     return (f + up) / 2
+
+
+RESIZE_MATRICES = {}
+
+
+def resize_matrix(source, target, device, dtype):
+    """F.interpolate(mode="linear", align_corners=False) from `source` to `target` positions
+    as a [target, source] matrix, built once per (source, target, device, dtype) as gadms's
+    plugins/masking/src/score/resize.rs does: upsample_linear1d costs milliseconds per call
+    on a GPU, the matrix product microseconds."""
+    key = (source, target, device, dtype)
+    if key not in RESIZE_MATRICES:
+        m = torch.zeros(target, source, dtype=torch.float64)
+        for i in range(target):
+            x = max((i + 0.5) * source / target - 0.5, 0.0)
+            lo = min(math.floor(x), source - 1)
+            lam = min(max(x - lo, 0.0), 1.0)
+            m[i, lo] += 1 - lam
+            m[i, min(lo + 1, source - 1)] += lam
+        RESIZE_MATRICES[key] = m.to(device=device, dtype=dtype)
+    return RESIZE_MATRICES[key]
+
+
+def msp_fused(f):  # gadms: [B, L, W], scale 1 as the identity, the resize as a matrix product
+    B, L, W = f.shape
+    pairs = f[:, : L // 2 * 2].reshape(B, L // 2, 2, W).mean(2)
+    pooled = torch.cat([pairs, f[:, L // 2 * 2:].mean(1, keepdim=True)], 1) if L % 2 else pairs
+    return (f + resize_matrix(pooled.shape[1], L, f.device, f.dtype) @ pooled) / 2
 
 
 def caption_mask(eos, L):
@@ -234,8 +263,8 @@ def gass_fused(model, image_cls, mid, eos):
     with torch.no_grad():
         for (q, k, v, attn, _), g in zip(traces, grads):
             g = g[rows, eos]  # [B, W]
-            qe = F.normalize(msp(q.transpose(0, 1)).transpose(0, 1)[rows, eos], dim=-1)
-            kn = F.normalize(msp(k.transpose(0, 1)).transpose(0, 1), dim=-1)
+            qe = F.normalize(msp_fused(q)[rows, eos], dim=-1)
+            kn = F.normalize(msp_fused(k), dim=-1)
             w = minmax_rows((kn @ qe.unsqueeze(-1)).squeeze(-1))
             imp = w * (v @ g.unsqueeze(-1)).squeeze(-1)
             a = attn[rows, eos] * mask

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::dual::{DualMasking, MtpRule, SigmoidMap};
 use crate::factory::{require, StrategyOptions};
 use crate::score::gradient::{GradientMap, GradientScorer};
+use crate::score::pooling::MultiScalePooling;
 use crate::score::Scorer;
 use crate::strategy::Strategy;
 
@@ -164,7 +165,7 @@ impl StrategyOptions for GadmsOptions {
                 layers: self.layers,
                 scorer: GradientScorer {
                     map,
-                    scales: self.scales,
+                    pooling: MultiScalePooling::new(self.scales),
                     eps: self.eps,
                     group: self.group,
                 },

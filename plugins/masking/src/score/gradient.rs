@@ -12,7 +12,7 @@ use gadms_plugin::Result;
 
 use super::normalise::{normalise, Normalisation};
 use super::ops::{caption_mask, l2_normalize, row_min_max, rows_at};
-use super::pooling::multi_scale_pooling;
+use super::pooling::MultiScalePooling;
 use super::tail::{self, TailLayer, TailTrace};
 
 /// Which gradient-attention map.
@@ -35,8 +35,8 @@ pub enum GradientMap {
 #[derive(Debug)]
 pub struct GradientScorer {
     pub map: GradientMap,
-    /// Pooling scales of the spatial weight (GASS variants).
-    pub scales: Vec<i64>,
+    /// Multi-scale pooling of the queries and keys of the spatial weight (GASS variants).
+    pub pooling: MultiScalePooling,
     /// Epsilon of the spatial weight's min–max and of the attention modulation's divisor.
     pub eps: f64,
     /// Samples per min–max group ([`GradientMap::Gass`]).
@@ -84,8 +84,8 @@ impl GradientScorer {
     fn layer_map(&self, layer: &TailLayer, eos: &Tensor, mask: &Tensor) -> (Tensor, Tensor) {
         let spatial = match self.map {
             GradientMap::Gass | GradientMap::GassPaper => eos_key_similarity(
-                &multi_scale_pooling(&layer.q, &self.scales),
-                &multi_scale_pooling(&layer.k, &self.scales),
+                &self.pooling.apply(&layer.q),
+                &self.pooling.apply(&layer.k),
                 eos,
                 self.eps,
             ),

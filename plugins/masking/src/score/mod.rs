@@ -2,6 +2,7 @@
 //!
 //! - [`tail`]: the dense re-run of the last text blocks and its one backward pass;
 //! - [`pooling`]: multi-scale pooling of queries and keys;
+//! - [`resize`]: linear resizing along the sequence as a cached matrix product;
 //! - [`gradient`]: the gradient-attention maps (GASS as coded, as in the paper, Grad-ECLIP);
 //! - [`css`]: the cosine-similarity baseline;
 //! - [`normalise`]: maps to scores in [0, 1], degenerate groups zeroed without a host sync.
@@ -11,6 +12,7 @@ pub mod gradient;
 pub mod normalise;
 pub mod ops;
 pub mod pooling;
+pub mod resize;
 pub mod tail;
 
 use gadms_plugin::masking::{ScoreInputs, ScoreOutput, ScoringRequest};
