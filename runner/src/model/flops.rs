@@ -100,7 +100,10 @@ impl StepWork {
                 + mlp(b * l, tw);
             // Per layer: the EOS query against every key, the gradient against every value.
             let maps = tail * 2 * (2 * b * l * tw);
-            head + rerun + pooled + backward + maps
+            // Per layer: the queries and the keys pooled in pairs and resized back to L by an
+            // [L, ceil(L / 2)] interpolation matrix (multi-scale pooling at scales [1, 2]).
+            let pooling = tail * 2 * (2 * b * l * ((l + 1) / 2) * tw);
+            head + rerun + pooled + backward + maps + pooling
         });
 
         let mtp = self.mtp_depth.map_or(0, |depth| {
