@@ -51,6 +51,9 @@ enum Command {
     /// Write a checkpoint's weights as safetensors with the reference (IRRA/GA-DMS) names,
     /// which the reference model's `load_state_dict` takes after `safetensors.torch.load_file`.
     Export(cli::export::ExportArgs),
+    /// Evaluate weights without training (a zero-shot CLIP, a checkpoint or a run folder) on
+    /// a spec's evaluation sets; results go to `<output>/<experiment>/eval/<name>/`.
+    Eval(cli::eval::EvalArgs),
     /// Inspect a dataset as its plugin loads it.
     Dataset(cli::dataset::DatasetArgs),
 }
@@ -76,6 +79,7 @@ fn dispatch(args: Cli) -> Result<ExitCode> {
         Command::Doctor => cli::doctor::handle(plugin_dirs),
         Command::NewPlugin(new_plugin) => cli::new_plugin::handle(new_plugin),
         Command::Export(export) => cli::export::handle(export),
+        Command::Eval(eval) => cli::eval::handle(eval, plugin_dirs),
         Command::Dataset(dataset) => cli::dataset::handle(dataset, plugin_dirs),
     }
 }

@@ -5,6 +5,7 @@
 pub mod dataset;
 pub mod dist_selftest;
 pub mod doctor;
+pub mod eval;
 pub mod export;
 pub mod new_plugin;
 pub mod plugins;
@@ -13,9 +14,9 @@ pub mod run;
 pub mod validate;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::spec::Spec;
 
@@ -67,4 +68,34 @@ fn error_key(message: &str) -> &str {
         None => message.split('`').nth(1),
     }
     .unwrap_or_default()
+}
+
+/// The weights file `export` and `eval` read for `path`: the file itself, a checkpoint folder's
+/// `model.safetensors`, or for a run folder that of `best/` (the validation-selected
+/// checkpoint) when there is one, else that of `checkpoint/` (the last epoch).
+fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        bail!(
+            "{}: no such file or folder; give a run folder, its `checkpoint/` or `best/` folder, or a weights file",
+            path.display()
+        );
+    }
+    [
+        "model.safetensors",
+        "best/model.safetensors",
+        "checkpoint/model.safetensors",
+    ]
+    .iter()
+    .map(|name| path.join(name))
+    .find(|file| file.is_file())
+    .with_context(|| {
+        format!(
+            "{}: a folder without `model.safetensors`, `best/` or `checkpoint/`; give a run folder \
+                 (`runs/<variant>/seed-<n>`), its `checkpoint/` or `best/` folder, or a weights file",
+            path.display()
+        )
+    })
 }

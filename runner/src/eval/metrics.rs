@@ -80,6 +80,15 @@ pub struct RetrievalMetrics {
     pub num_queries: usize,
 }
 
+impl RetrievalMetrics {
+    /// The `metrics.jsonl` record of this evaluation of `dataset` after `epoch` (0: before
+    /// training, or weights evaluated on their own), which reports and resumption read.
+    pub fn record(&self, epoch: usize, dataset: &str) -> serde_json::Value {
+        serde_json::json!({"kind": "eval", "epoch": epoch, "dataset": dataset, "R1": self.r1,
+            "R5": self.r5, "R10": self.r10, "mAP": self.map, "mINP": self.minp, "queries": self.num_queries})
+    }
+}
+
 /// Accumulates retrieval metrics over blocks of query rows against one fixed gallery.
 ///
 /// Per block, on the similarity block's device: one gather of the true matches' scores, the

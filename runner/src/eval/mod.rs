@@ -3,4 +3,5 @@
 pub mod metrics;
 pub mod noise;
 pub mod retrieval;
+pub mod standalone;
 pub mod token_scores;

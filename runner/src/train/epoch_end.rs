@@ -37,8 +37,7 @@ impl Run<'_> {
                 epoch,
                 source: Box::new(source),
             })?;
-            self.dir.log_metrics(&json!({"kind": "eval", "epoch": epoch, "dataset": e.name,
-                "R1": m.r1, "R5": m.r5, "R10": m.r10, "mAP": m.map, "mINP": m.minp, "queries": m.num_queries}))?;
+            self.dir.log_metrics(&m.record(epoch, &e.name))?;
             self.log.line(format!(
                 "epoch {epoch} {}: R@1 {:.2} R@5 {:.2} R@10 {:.2} mAP {:.2} mINP {:.2}",
                 e.name, m.r1, m.r5, m.r10, m.map, m.minp

@@ -12,6 +12,6 @@ pub mod precision;
 mod resume;
 pub mod schedule;
 pub mod scores;
-mod setup;
+pub(crate) mod setup;
 pub mod step;
 pub mod trainer;

@@ -29,7 +29,7 @@ use crate::spec::{ComponentConfig, RunConfig, RunPlan};
 use crate::store::RunDir;
 
 /// An evaluation set of the run.
-pub(super) struct EvalSet {
+pub(crate) struct EvalSet {
     pub name: String,
     pub split: TokenizedSplit,
     /// A validation split: the one that selects the best checkpoint.
@@ -108,12 +108,13 @@ impl<'a> Run<'a> {
             leader: group.is_leader(),
         };
         let tokenizer = Tokenizer::clip()?;
+        let note = |line| log.line(line);
         let loader = SplitLoader {
             plugins,
             base_dir,
             tokenizer: &tokenizer,
             context: model_cfg.context_length as usize,
-            log: &log,
+            note: &note,
         };
         let train_split = Arc::new(loader.load("data.train", &cfg.data.train, SplitKind::Train)?);
         // Rank 0 alone evaluates.
@@ -252,13 +253,16 @@ fn mtp_depth(cfg: &RunConfig, losses: &[WeightedLoss]) -> Option<i64> {
     )
 }
 
-/// What loading any split of a run needs.
-struct SplitLoader<'a> {
-    plugins: &'a PluginSet,
-    base_dir: &'a Path,
-    tokenizer: &'a Tokenizer,
-    context: usize,
-    log: &'a RunLog<'a>,
+/// What loading any split of a run needs (a run's set-up, and `gadms-run eval`).
+pub(crate) struct SplitLoader<'a> {
+    pub plugins: &'a PluginSet,
+    /// The spec's folder, which relative dataset paths start from.
+    pub base_dir: &'a Path,
+    pub tokenizer: &'a Tokenizer,
+    /// The model's context length, which captions are tokenised to.
+    pub context: usize,
+    /// Where a line about the data goes (a run's log, or the terminal).
+    pub note: &'a dyn Fn(String) -> Result<(), RunError>,
 }
 
 impl SplitLoader<'_> {
@@ -280,7 +284,7 @@ impl SplitLoader<'_> {
             let (kept, dropped) = screen::drop_unreadable(data, threads);
             data = kept;
             if let Some((index, first)) = dropped.images.first() {
-                self.log.line(format!(
+                (self.note)(format!(
                     "`{key}`: skipped {} unreadable image(s) and their {} caption(s) (`skip_unreadable`); \
                      the first, image {index}: {first}",
                     dropped.images.len(),
@@ -298,7 +302,7 @@ impl SplitLoader<'_> {
 
     /// The evaluation sets (`data.eval`), each with its `name` (default: the plugin) and
     /// `split` (`val` or `test`, the default).
-    fn eval_sets(&self, configs: &[ComponentConfig]) -> Result<Vec<EvalSet>, RunError> {
+    pub fn eval_sets(&self, configs: &[ComponentConfig]) -> Result<Vec<EvalSet>, RunError> {
         configs
             .iter()
             .enumerate()
