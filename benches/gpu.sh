@@ -119,7 +119,9 @@ if [[ $device != cpu ]] && command -v nvidia-smi >/dev/null; then
   smi=$!
 fi
 start=$(date +%s)
-"$bin/gadms-run" run "$spec" --force --set experiment.output="$work/reports" "${run_set[@]}" 2>&1 | tee -a "$log" ||
+# The stage profile syncs the device at each stage of every step: the summary's stage table.
+GADMS_PROFILE_STAGES=1 "$bin/gadms-run" run "$spec" --force --set experiment.output="$work/reports" "${run_set[@]}" 2>&1 |
+  tee -a "$log" ||
   fail run "gadms-run run (see log.txt)"
 echo "gadms-run took $(($(date +%s) - start)) s" | tee -a "$log"
 [[ -n $smi ]] && kill "$smi" 2>/dev/null

@@ -8,6 +8,10 @@ analytical FLOPs of the step (runner/src/model/flops.rs, logged as `flops_per_st
 second over the measured bf16 matrix-multiply rate. The PyTorch rows are credited with the
 same FLOPs per step: their extra work (the reference's MLM head over every position) is not
 useful work.
+
+The stage table holds each run's `stages` records (gadms-run under GADMS_PROFILE_STAGES=1):
+the median over the epochs of each stage's per-epoch median, in milliseconds. That profile
+syncs the device at every stage, so the rates above are of the synced step.
 """
 
 import argparse
@@ -31,6 +35,9 @@ def run_stats(path):
     step_s = statistics.median(r["elapsed_s"] / n for n, r in timed)
     batch = round(statistics.median(r["samples_per_s"] * r["elapsed_s"] / n for n, r in timed))
     peaks = [r["gpu_peak_mib"] for r in train if "gpu_peak_mib" in r]
+    stages = [r for r in records if r.get("kind") == "stages"]
+    stage_ms = {k[: -len("_ms")]: statistics.median(r[k] for r in stages if k in r)
+                for k in dict.fromkeys(k for r in stages for k in r if k.endswith("_ms"))}
     return {
         "steps": train[-1]["global_step"],
         "timed_windows": len(timed),
@@ -40,7 +47,23 @@ def run_stats(path):
         "flops_per_step": statistics.median(r["flops_per_step"] for _, r in timed),
         "data_wait_share": sum(r["data_wait_s"] for _, r in timed) / sum(r["elapsed_s"] for _, r in timed),
         "peak_mib": max(peaks) if peaks else None,
+        "stage_ms": stage_ms,
     }
+
+
+def stage_table(runs):
+    """Markdown rows of the runs' stage medians (ms), one column per run that has them."""
+    profiled = {name: r["stage_ms"] for name, r in runs.items() if r["stage_ms"]}
+    if not profiled:
+        return ["(no stage profile: the runs have no `stages` records)"]
+    stages = list(dict.fromkeys(s for ms in profiled.values() for s in ms))
+    rows = [
+        "| stage (median ms) | " + " | ".join(profiled) + " |",
+        "|---|" + "---|" * len(profiled),
+    ]
+    rows += [f"| {s} | " + " | ".join(fmt(ms.get(s), ".2f") for ms in profiled.values()) + " |" for s in stages]
+    rows.append("| sum | " + " | ".join(fmt(sum(ms.values()), ".2f") for ms in profiled.values()) + " |")
+    return rows
 
 
 def fmt(value, spec):
@@ -114,6 +137,10 @@ def main():
         f"- score's share of the step (vs the same run without scoring): {fmt(None if score_share is None else 100 * score_share, '.1f')} %",
         f"- the step waited for data {fmt(None if ours is None else 100 * ours['data_wait_share'], '.2f')} % of the time",
         "- steps that failed: " + (", ".join(args.failed) if args.failed else "none (golden parity passed)"),
+        "",
+        "Stages of the step (GADMS_PROFILE_STAGES=1: the device synced at each stage; median over epochs):",
+        "",
+        *stage_table(runs),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

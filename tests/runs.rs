@@ -654,3 +654,52 @@ fn a_run_trains_under_bf16_autocast() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `GADMS_PROFILE_STAGES=1` adds one `stages` record per epoch, with a positive median for
+/// every stage the GA-DMS step runs, and one log line.
+#[test]
+fn the_stage_profile_records_every_stage_of_the_step() {
+    let dir = setup("stages");
+    let mut command = cli::command();
+    command.env("GADMS_PROFILE_STAGES", "1").args([
+        OsStr::new("run"),
+        dir.join("spec.toml").as_os_str(),
+        OsStr::new("--only"),
+        OsStr::new("ga-dms"),
+        OsStr::new("--set"),
+        OsStr::new("train.epochs=1"),
+        OsStr::new("--set"),
+        OsStr::new("train.warmup_epochs=0"),
+    ]);
+    let (out, text) = cli::output(command);
+    assert!(out.status.success(), "{text}");
+    let path = dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["kind"] == "stages")
+        .collect();
+    assert_eq!(records.len(), 1, "one record per epoch: {records:?}");
+    let stages = [
+        "transfer",
+        "image",
+        "clean_caption",
+        "score",
+        "alignment",
+        "mtp",
+        "losses",
+        "backward",
+        "optimizer",
+    ];
+    for stage in stages {
+        let ms = records[0][format!("{stage}_ms")].as_f64();
+        assert!(ms.is_some_and(|ms| ms > 0.0), "{stage}: {}", records[0]);
+    }
+    let log = std::fs::read_to_string(dir.join("out/tiny/runs/ga-dms/seed-3/run.log")).unwrap();
+    assert!(
+        log.contains("epoch 1 stages, median ms of"),
+        "no stage line: {log}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

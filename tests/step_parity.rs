@@ -9,6 +9,7 @@ use gadms::model::weights::{load_named, read_safetensors, Strictness};
 use gadms::model::{Clip, TextTransformer};
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
+use gadms::train::stages::Stages;
 use gadms::train::step::{self, Batch, MtpBatch, WeightedLoss};
 use gadms_golden::{assert_close, Golden};
 use gadms_plugin::loss::LossContext;
@@ -109,7 +110,15 @@ fn one_training_step_matches_the_reference() {
         }),
         pids: io["input/pids"].shallow_clone(),
     };
-    let out = step::forward(&clip, masking.as_ref(), &losses, &batch, &gadms::dist::Single).unwrap();
+    let out = step::forward(
+        &clip,
+        masking.as_ref(),
+        &losses,
+        &batch,
+        &gadms::dist::Single,
+        &mut Stages::default(),
+    )
+    .unwrap();
     let check = |name: &str, ours: &Tensor| assert_close(name, ours, &io[name], g.atol(name));
     check("output/grad_emap", &out.scores.as_ref().unwrap().scores);
     let part = |n: &str| out.losses.iter().find(|(k, _)| k == n).unwrap().1.shallow_clone();

@@ -16,6 +16,7 @@ use gadms::model::{Clip, ModelConfig, TextTransformer};
 use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
 use gadms::train::precision::{autocast, Precision};
+use gadms::train::stages::Stages;
 use gadms::train::step::{self, Batch, MtpBatch, WeightedLoss};
 use gadms_golden::Golden;
 
@@ -135,7 +136,14 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize, pre
     for i in 0..steps + 2 {
         let start = Instant::now();
         let out = autocast(precision, Device::Cpu, || {
-            step::forward(&clip, masking.as_ref(), &losses, &input, &gadms::dist::Single)
+            step::forward(
+                &clip,
+                masking.as_ref(),
+                &losses,
+                &input,
+                &gadms::dist::Single,
+                &mut Stages::default(),
+            )
         })
         .unwrap()
         .unwrap();

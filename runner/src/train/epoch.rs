@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 use super::memory;
 use super::precision::autocast;
 use super::setup::Run;
+use super::stages::{Stage, Stages};
 use super::step::{self, Batch, MtpBatch};
 use super::trainer::RunError;
 use crate::data::loader::{EpochData, EpochLoader, HostBatch};
@@ -32,6 +33,7 @@ impl Run<'_> {
         let loader = self.epoch_loader(epoch);
         let steps = loader.len();
         let mut window = Window::new();
+        let mut stages = Stages::from_env(self.device);
         let mut ready = Instant::now();
         for (step, host) in loader.enumerate() {
             // The loader blocks until a batch is ready: the time since the previous step
@@ -41,7 +43,7 @@ impl Run<'_> {
                 key: "data.train".into(),
                 source: Box::new(source),
             })?;
-            self.step(epoch, step + 1, host, &mut window)?;
+            self.step(epoch, step + 1, host, &mut window, &mut stages)?;
             *global_step += 1;
             bar.step();
             if (step + 1) % self.plan.config.train.log_every.max(1) == 0 || step + 1 == steps {
@@ -50,6 +52,30 @@ impl Run<'_> {
             ready = Instant::now();
         }
         self.scores.flush(&*self.collective)?;
+        self.stage_report(epoch, &mut stages)
+    }
+
+    /// The epoch's stage profile, when on: one `stages` record of per-stage median
+    /// milliseconds into the metrics log and one line.
+    fn stage_report(&self, epoch: usize, stages: &mut Stages) -> Result<(), RunError> {
+        let Some((steps, medians)) = stages.take_medians() else {
+            return Ok(());
+        };
+        let mut record = json!({"kind": "stages", "epoch": epoch, "steps": steps});
+        for (stage, ms) in &medians {
+            record[format!("{}_ms", stage.name())] = json!(ms);
+        }
+        let table: Vec<String> = medians
+            .iter()
+            .map(|(stage, ms)| format!("{} {ms:.2}", stage.name()))
+            .collect();
+        self.log.line(format!(
+            "epoch {epoch} stages, median ms of {steps} steps: {}",
+            table.join(", ")
+        ))?;
+        if self.group.is_leader() {
+            self.dir.log_metrics(&record)?;
+        }
         Ok(())
     }
 
@@ -79,6 +105,7 @@ impl Run<'_> {
         step: usize,
         host: HostBatch,
         window: &mut Window,
+        stages: &mut Stages,
     ) -> Result<(), RunError> {
         let labelled = host
             .mtp
@@ -90,7 +117,9 @@ impl Run<'_> {
             labelled,
         };
         window.flops += self.work.flops(&self.model_cfg, shape).total();
+        stages.start();
         let batch = to_device(&host, self.device);
+        stages.lap(Stage::Transfer);
         let out = autocast(self.plan.config.train.precision, self.device, || {
             step::forward(
                 &self.clip,
@@ -98,6 +127,7 @@ impl Run<'_> {
                 &self.losses,
                 &batch,
                 &*self.collective,
+                stages,
             )
         })?
         .map_err(|source| RunError::Step {
@@ -106,9 +136,11 @@ impl Run<'_> {
             source: Box::new(source),
         })?;
         let grads = buckets::average_gradients(&*self.collective, self.opt.backward(&out.total))?;
+        stages.lap(Stage::Backward);
         self.opt
             .step(&grads)
             .map_err(|source| RunError::Update { epoch, step, source })?;
+        stages.lap(Stage::Optimizer);
         window.push(host.samples.len(), step, &out);
         if let Some(s) = out.scores {
             window.degenerate.push(s.degenerate);

@@ -13,5 +13,6 @@ mod resume;
 pub mod schedule;
 pub mod scores;
 pub(crate) mod setup;
+pub mod stages;
 pub mod step;
 pub mod trainer;

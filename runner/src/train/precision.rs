@@ -78,6 +78,7 @@ mod tests {
     use super::*;
     use crate::dist::Single;
     use crate::model::{Clip, ModelConfig};
+    use crate::train::stages::Stages;
     use crate::train::step::{self, Batch, WeightedLoss};
 
     #[test]
@@ -182,7 +183,14 @@ mod tests {
         // (total loss, kind of the image features the loss saw)
         let step = |precision| {
             let out = autocast(precision, Device::Cpu, || {
-                step::forward(&clip, &NoScoring, &losses, &batch, &Single)
+                step::forward(
+                    &clip,
+                    &NoScoring,
+                    &losses,
+                    &batch,
+                    &Single,
+                    &mut Stages::default(),
+                )
             })
             .unwrap()
             .unwrap();

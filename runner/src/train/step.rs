@@ -16,6 +16,7 @@ use gadms_plugin::masking::{ScoreInputs, ScoreOutput};
 use gadms_plugin::{Loss, MaskingStrategy, PluginError};
 use tch::Tensor;
 
+use super::stages::{Stage, Stages};
 use crate::dist::{gather_rows_with_grad, Collective, DistError};
 use crate::model::{Clip, TextTransformer};
 
@@ -86,17 +87,19 @@ pub enum StepError {
 
 /// Runs the forward of one step, this rank's part of the global batch of `collective`'s
 /// ranks. Gradients flow from `total` into the encoders and the losses' own parameters; the
-/// scorer's gradients never reach a parameter.
+/// scorer's gradients never reach a parameter. `stages` marks the end of each stage.
 pub fn forward(
     clip: &Clip,
     masking: &dyn MaskingStrategy,
     losses: &[WeightedLoss],
     batch: &Batch,
     collective: &dyn Collective,
+    stages: &mut Stages,
 ) -> Result<StepOutput, StepError> {
     let eos = TextTransformer::eos_positions(&batch.clean); // [B]
     let image_tokens = clip.visual.forward(&batch.images); // [B, 1+N, E]
     let image_cls = image_tokens.select(1, 0); // [B, E]
+    stages.lap(Stage::Image);
 
     let scores = match masking.scoring() {
         Some(request) => Some(score(
@@ -106,12 +109,14 @@ pub fn forward(
             batch,
             &eos,
             &image_tokens,
+            stages,
         )?),
         None => None,
     };
 
     let alignment = clip.text.encode_tokens(&batch.alignment); // [B, L, E]
     let text_eos = TextTransformer::at_eos(&alignment, &eos);
+    stages.lap(Stage::Alignment);
 
     let wants_mtp = losses.iter().find(|l| l.loss.uses_mtp_view());
     let mtp_tokens = match (wants_mtp, &batch.mtp) {
@@ -119,6 +124,9 @@ pub fn forward(
         (Some(l), None) => return Err(StepError::NoMtpView(l.name.clone())),
         (None, _) => None,
     };
+    if mtp_tokens.is_some() {
+        stages.lap(Stage::Mtp);
+    }
 
     let image_cls = gather_rows_with_grad(collective, &image_cls)?; // [W·B, E]
     let text_eos = gather_rows_with_grad(collective, &text_eos)?; // [W·B, E]
@@ -150,6 +158,7 @@ pub fn forward(
         metrics.extend(m.into_iter().map(|(k, v)| (format!("{}/{k}", l.name), v)));
     }
     let total = total.unwrap_or_else(|| Tensor::zeros([], (tch::Kind::Float, batch.images.device())));
+    stages.lap(Stage::Losses);
     Ok(StepOutput {
         total,
         losses: parts,
@@ -167,6 +176,7 @@ fn score(
     batch: &Batch,
     eos: &Tensor,
     image_tokens: &Tensor,
+    stages: &mut Stages,
 ) -> Result<ScoreOutput, StepError> {
     let blocks = &clip.text.transformer.resblocks;
     let head = blocks.len().checked_sub(tail).ok_or(StepError::TailTooLong {
@@ -174,6 +184,7 @@ fn score(
         layers: blocks.len(),
     })?;
     let text_state = tch::no_grad(|| clip.text.hidden(&batch.clean, head)); // [B, L, W]
+    stages.lap(Stage::CleanCaption);
     let image_tokens = image_tokens.detach();
     let image_cls = image_tokens.select(1, 0);
     let inputs = ScoreInputs {
@@ -186,5 +197,7 @@ fn score(
         ln_final: &clip.text.ln_final,
         text_projection: &clip.text.text_projection,
     };
-    masking.score(&inputs).map_err(StepError::Scoring)
+    let scores = masking.score(&inputs).map_err(StepError::Scoring);
+    stages.lap(Stage::Score);
+    scores
 }
