@@ -41,6 +41,7 @@ fn report_problems(plugins: &PluginSet) {
 /// `only`, when given), printing what the checks note; returns how many variants were checked.
 fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<usize> {
     let mut seen = BTreeSet::new();
+    let mut noted = BTreeSet::new();
     for run in spec
         .runs
         .iter()
@@ -51,8 +52,9 @@ fn check_variants(spec: &Spec, plugins: &PluginSet, only: &[String]) -> Result<u
                 let key = error_key(&e.to_string()).to_string();
                 anyhow::Error::new(e).context(format!("{}: variant `{}`", spec.locate(&key), run.variant))
             })?;
-            for note in notes {
-                println!("{}: variant `{}`: {note}", spec.file.display(), run.variant);
+            // A note shared by several variants (their common `model.init`) is printed once.
+            for note in notes.into_iter().filter(|n| noted.insert(n.clone())) {
+                println!("{}: {note}", spec.file.display());
             }
         }
     }

@@ -99,11 +99,14 @@ impl Upstream {
     /// `variant `V` seed S of SPEC`, for messages.
     pub fn describe(&self) -> String {
         format!(
-            "variant `{}` seed {} of {} ({} checkpoint)",
+            "variant `{}` seed {} of {} (its {} checkpoint)",
             self.variant,
             self.seed,
             self.spec.display(),
-            self.checkpoint.folder()
+            match self.checkpoint {
+                CheckpointChoice::Last => "last",
+                CheckpointChoice::Best => "best",
+            }
         )
     }
 }
