@@ -8,39 +8,8 @@ use std::process::Output;
 
 #[path = "common/cli.rs"]
 mod cli;
-
-/// One tiny run: 1 epoch on a handful of synthetic identities.
-const SPEC: &str = r#"
-[experiment]
-name = "evals"
-seeds = [1]
-output = "out"
-
-[base.model]
-preset = "tiny"
-vision_layers = 1
-text_layers = 2
-
-[base.data]
-train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }
-eval = [{ plugin = "synthetic-persons", name = "synth", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }]
-
-[base.train]
-epochs = 1
-warmup_epochs = 0
-batch_size = 8
-lr = 1e-4
-device = "cpu"
-
-[base.masking]
-plugin = "random"
-
-[base.losses]
-itc = {}
-
-[[variant]]
-name = "clip"
-"#;
+#[path = "common/tiny.rs"]
+mod tiny;
 
 fn gadms_run(args: &[&OsStr]) -> (Output, String) {
     cli::gadms_run(args)
@@ -66,7 +35,7 @@ fn evals_of(file: &Path, dataset: &str) -> Vec<serde_json::Value> {
 fn a_runs_weights_evaluated_alone_give_its_last_evaluation_and_a_result_is_not_overwritten() {
     let dir = cli::scratch("eval-cli");
     let spec = dir.join("spec.toml");
-    std::fs::write(&spec, SPEC).unwrap();
+    std::fs::write(&spec, tiny::one_run("evals")).unwrap();
     let (out, text) = gadms_run(&[OsStr::new("run"), spec.as_os_str()]);
     assert!(out.status.success(), "{text}");
     let run = dir.join("out/evals/runs/clip/seed-1");

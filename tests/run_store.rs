@@ -10,45 +10,12 @@ use std::process::Output;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/tiny.rs"]
+mod tiny;
 
-/// One tiny run: 1 epoch on a handful of synthetic identities.
-const UPSTREAM: &str = r#"
-[experiment]
-name = "up"
-seeds = [1]
-output = "out"
-
-[base.model]
-preset = "tiny"
-vision_layers = 1
-text_layers = 2
-
-[base.data]
-train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }
-eval = [{ plugin = "synthetic-persons", name = "synth", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }]
-
-[base.train]
-epochs = 1
-warmup_epochs = 0
-batch_size = 8
-lr = 1e-4
-device = "cpu"
-
-[base.masking]
-plugin = "random"
-
-[base.losses]
-itc = {}
-
-[[variant]]
-name = "clip"
-"#;
-
-/// `UPSTREAM`'s run as the start of another experiment, which adds a fresh MTP head.
+/// Experiment `down`: the tiny run started from `init`, adding a fresh MTP head.
 fn downstream(init: &str) -> String {
-    UPSTREAM
-        .replace("name = \"up\"", "name = \"down\"")
-        .replace("[base.model]", &format!("[base.model]\ninit = {init}"))
+    tiny::one_run("down").replace("[base.model]", &format!("[base.model]\ninit = {init}"))
         + "\n[base.losses.mtp]\nweight = 0.3\ndepth = 1\n"
 }
 
@@ -92,7 +59,7 @@ fn history(run: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
     let dir = cli::scratch("store-upstream");
-    std::fs::write(dir.join("up.toml"), UPSTREAM).unwrap();
+    std::fs::write(dir.join("up.toml"), tiny::one_run("up")).unwrap();
     let down = dir.join("down.toml");
     std::fs::write(
         &down,
@@ -121,7 +88,11 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
     assert!(text.contains("finished before; skipped"), "{text}");
 
     // Another upstream recipe: both runs are new, and the downstream one says why.
-    std::fs::write(dir.join("up.toml"), UPSTREAM.replace("lr = 1e-4", "lr = 2e-4")).unwrap();
+    std::fs::write(
+        dir.join("up.toml"),
+        tiny::one_run("up").replace("lr = 1e-4", "lr = 2e-4"),
+    )
+    .unwrap();
     assert!(
         planned(&down, "clip").ends_with("run (changed: model.init)"),
         "{}",
@@ -142,7 +113,7 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
 fn a_changed_init_file_makes_a_new_run_and_a_partial_one_is_refused() {
     let dir = cli::scratch("store-init-file");
     let up = dir.join("up.toml");
-    std::fs::write(&up, UPSTREAM).unwrap();
+    std::fs::write(&up, tiny::one_run("up")).unwrap();
     let (out, text) = run(&up, &[]);
     assert!(out.status.success(), "{text}");
     let weights = run_dir(&dir, "up", "clip").join("checkpoint/model.safetensors");
@@ -187,7 +158,11 @@ fn a_changed_init_file_makes_a_new_run_and_a_partial_one_is_refused() {
 fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
     let dir = cli::scratch("store-force");
     let spec = dir.join("up.toml");
-    std::fs::write(&spec, UPSTREAM.replace("device = \"cpu\"", "device = \"auto\"")).unwrap();
+    std::fs::write(
+        &spec,
+        tiny::one_run("up").replace("device = \"cpu\"", "device = \"auto\""),
+    )
+    .unwrap();
     let (out, text) = run(&spec, &[]);
     assert!(out.status.success(), "{text}");
     let run_path = run_dir(&dir, "up", "clip");
@@ -255,7 +230,7 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
 fn a_run_another_process_holds_is_skipped_and_left_alone() {
     let dir = cli::scratch("store-lock");
     let spec = dir.join("up.toml");
-    std::fs::write(&spec, UPSTREAM).unwrap();
+    std::fs::write(&spec, tiny::one_run("up")).unwrap();
     let run_path = run_dir(&dir, "up", "clip");
     let held = gadms::store::RunDir {
         path: run_path.clone(),
@@ -282,7 +257,11 @@ fn a_cuda_run_without_cuda_fails_instead_of_training_on_the_cpu() {
     }
     let dir = cli::scratch("store-cuda");
     let spec = dir.join("up.toml");
-    std::fs::write(&spec, UPSTREAM.replace("device = \"cpu\"", "device = \"cuda\"")).unwrap();
+    std::fs::write(
+        &spec,
+        tiny::one_run("up").replace("device = \"cpu\"", "device = \"cuda\""),
+    )
+    .unwrap();
     let (out, text) = run(&spec, &[]);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("libtorch sees no CUDA device"), "{text}");
