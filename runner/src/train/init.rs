@@ -65,26 +65,28 @@ struct Param {
     owner: Option<String>,
 }
 
-/// Every parameter a run's model has, built on scratch CPU stores: the encoders, then each
-/// loss on its own store so that its parameters can be told apart.
+/// Every parameter a run's model has: those of the run's store (the encoders, and the loss
+/// heads when they are built there too), with each loss then built on a scratch store of its
+/// own so that its parameters can be told apart from the encoders'.
 pub struct Expected {
     params: BTreeMap<String, Param>,
 }
 
 impl Expected {
-    /// `num_classes` sizes an ID classifier; without the data (validation) loss parameters'
-    /// shapes are not checked.
+    /// `model_store` holds the run's model (at least its encoders); the trainer passes its
+    /// own store, so no second model is built. `num_classes` sizes an ID classifier; without
+    /// the data (validation) loss parameters' shapes are not checked.
     pub fn build(
         plugins: &PluginSet,
         config: &RunConfig,
         model: &ModelConfig,
+        model_store: &nn::VarStore,
         num_classes: Option<i64>,
     ) -> Result<Self, ComponentError> {
         let mut params = BTreeMap::new();
+        collect(model_store, None, &mut params);
         tch::no_grad(|| -> Result<(), ComponentError> {
-            let encoders = nn::VarStore::new(tch::Device::Cpu);
-            Clip::new(&encoders.root(), model);
-            collect(&encoders, None, &mut params);
+            // Inserted after the model's, so a loss's parameters are marked as its own.
             for (name, vs) in components::losses_apart(plugins, config, model, num_classes.unwrap_or(1))? {
                 collect(&vs, Some(name), &mut params);
             }
@@ -192,7 +194,9 @@ pub fn check(
     file: &Path,
 ) -> Result<(), InitError> {
     let weights = import::read_weights(file, model)?;
-    Expected::build(plugins, config, model, None)?.verify(&weights.tensors, file)?;
+    let encoders = nn::VarStore::new(tch::Device::Cpu);
+    tch::no_grad(|| Clip::new(&encoders.root(), model));
+    Expected::build(plugins, config, model, &encoders, None)?.verify(&weights.tensors, file)?;
     Ok(())
 }
 

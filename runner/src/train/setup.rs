@@ -129,7 +129,7 @@ impl<'a> Run<'a> {
         let clip = Clip::new(&vs.root(), &model_cfg);
         let losses = components::losses(plugins, cfg, &model_cfg, &vs.root(), num_classes)?;
         if let Some(file) = plan.init_file(base_dir) {
-            let expected = Expected::build(plugins, cfg, &model_cfg, Some(num_classes))?;
+            let expected = Expected::build(plugins, cfg, &model_cfg, &vs, Some(num_classes))?;
             let fresh = init::load(&vs, &file, &model_cfg, &expected).map_err(Box::new)?;
             if !fresh.is_empty() {
                 log.line(format!(
