@@ -6,6 +6,9 @@ PYTHON ?= python3
 TORCH_VERSION := 2.11.0
 VENV := .venv
 STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+# The tests read the runs' TensorBoard event files back with TensorBoard's own reader.
+TENSORBOARD_VERSION := 2.21.0
+TENSORBOARD_STAMP := $(VENV)/.tensorboard-$(TENSORBOARD_VERSION)
 # tch finds libtorch through this link to the venv's torch package: .cargo/config.toml names
 # it as LIBTORCH, so plain cargo commands build against it and run tests with it.
 LIBTORCH := $(VENV)/torch
@@ -16,6 +19,10 @@ CARGO ?= cargo
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy safetensors
+	touch $@
+
+$(TENSORBOARD_STAMP): | $(STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check tensorboard==$(TENSORBOARD_VERSION)
 	touch $@
 
 # A relative link, so that it holds wherever the checkout is. Order-only: the link is made
@@ -37,13 +44,25 @@ $(GLOO_HEADERS):
 	fi || true; \
 	[ -e $@ ] || echo "warning: libgloo-dev is not installed; multi-process CPU training will be unavailable"
 
+# The report tests compile the LaTeX tables with Debian's TeX (pdflatex, booktabs, amssymb);
+# installed like Gloo above where apt-get can, else those tests check the structure alone.
+PDFLATEX := /usr/bin/pdflatex
+$(PDFLATEX):
+	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+	if command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  PACKAGES="texlive-latex-base texlive-latex-recommended"; \
+	  $$SUDO apt-get install -y --no-install-recommends $$PACKAGES || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$PACKAGES; }; \
+	fi || true; \
+	[ -e $@ ] || echo "warning: pdflatex is not installed; the report tests will not compile the LaTeX tables"
+
 # One profile for everything: the binary, every plugin and the tests (release; libtorch
 # code is unusably slow in debug and a second profile would build tch twice).
 build: $(LIBTORCH) $(GLOO_HEADERS)
 	$(CARGO) build --release --workspace --all-targets
 
 # Benchmarks are built (so they stay compilable) but not run: they measure, they do not test.
-test: build
+test: build $(TENSORBOARD_STAMP) $(PDFLATEX)
 	$(CARGO) test --release --workspace --lib --bins --tests
 
 lint: $(LIBTORCH) $(GLOO_HEADERS)

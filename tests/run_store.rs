@@ -10,6 +10,8 @@ use std::process::Output;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/tensorboard.rs"]
+mod tensorboard;
 #[path = "common/tiny.rs"]
 mod tiny;
 
@@ -47,6 +49,20 @@ fn planned(spec: &Path, variant: &str) -> String {
         .find(|l| l.starts_with(variant))
         .unwrap_or_else(|| panic!("no line for {variant}: {text}"))
         .to_string()
+}
+
+/// The TensorBoard event files directly in `folder`.
+fn event_files(folder: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect()
 }
 
 /// The entries of a run folder's history.
@@ -223,6 +239,74 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
         again.contains("\"epoch\":2"),
         "the forced run really ran (2 epochs now): {again}"
     );
+    assert_eq!(event_files(&kept[0]).len(), 1, "the old curves are kept with it");
+    assert_eq!(event_files(&run_path).len(), 1, "the new run starts its own");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `(global_step, value)` of `field` in each of `records`, at the step TensorBoard gets.
+fn logged(
+    records: &[serde_json::Value],
+    field: &str,
+    step: impl Fn(&serde_json::Value) -> i64,
+) -> Vec<(i64, f64)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                step(r),
+                r[field].as_f64().unwrap_or_else(|| panic!("{field} in {r}")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tensorboards_reader_sees_the_scalars_of_a_run() {
+    let dir = cli::scratch("store-tensorboard");
+    let spec = dir.join("tb.toml");
+    std::fs::write(
+        &spec,
+        tiny::one_run("tb").replace("[base.train]", "[base.train]\nlog_every = 1"),
+    )
+    .unwrap();
+    let (out, text) = run(&spec, &[]);
+    assert!(out.status.success(), "{text}");
+    let run_path = run_dir(&dir, "tb", "clip");
+    assert_eq!(event_files(&run_path).len(), 1, "one session, one file");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run_path.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| -> Vec<serde_json::Value> {
+        records.iter().filter(|r| r["kind"] == kind).cloned().collect()
+    };
+    let (train, eval) = (of("train"), of("eval"));
+    assert!(train.len() > 1 && eval.len() == 2, "{records:?}");
+
+    let seen = tensorboard::scalars(&run_path);
+    let same = |tag: &str, expected: Vec<(i64, f64)>| {
+        let got = tensorboard::points(&seen, tag);
+        assert_eq!(got.len(), expected.len(), "{tag}: {got:?} against {expected:?}");
+        for (&(s, v), (es, ev)) in got.iter().zip(&expected) {
+            // TensorBoard's scalars are 32-bit floats.
+            assert!(
+                s == *es && (v - ev).abs() <= 1e-6 * ev.abs().max(1.0),
+                "{tag}: {got:?} against {expected:?}"
+            );
+        }
+    };
+    let global_step = |r: &serde_json::Value| r["global_step"].as_i64().unwrap();
+    for field in ["loss", "loss/itc", "lr", "samples_per_s"] {
+        same(&format!("train/{field}"), logged(&train, field, global_step));
+    }
+    // Evaluations sit at the training step they follow: before training, after the epoch.
+    let last_step = global_step(train.last().unwrap());
+    let eval_step = |r: &serde_json::Value| if r["epoch"] == 0 { 0 } else { last_step };
+    for field in ["R1", "R5", "R10", "mAP", "mINP"] {
+        same(&format!("eval/synth/{field}"), logged(&eval, field, eval_step));
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -232,11 +316,7 @@ fn a_run_another_process_holds_is_skipped_and_left_alone() {
     let spec = dir.join("up.toml");
     std::fs::write(&spec, tiny::one_run("up")).unwrap();
     let run_path = run_dir(&dir, "up", "clip");
-    let held = gadms::store::RunDir {
-        path: run_path.clone(),
-    }
-    .lock()
-    .unwrap();
+    let held = gadms::store::RunDir::at(run_path.clone()).lock().unwrap();
     assert!(planned(&spec, "clip").contains("another gadms-run holds its lock"));
     let (_, text) = run(&spec, &[]);
     assert!(text.contains("another gadms-run is training this run"), "{text}");

@@ -9,6 +9,8 @@ use std::process::Output;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/tensorboard.rs"]
+mod tensorboard;
 
 const SPEC: &str = r#"
 [experiment]
@@ -288,6 +290,28 @@ fn record(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A scalar tag's points: steps, with the values where they are reproducible.
+type Curve = (String, Vec<(i64, Option<f64>)>);
+
+/// The curves TensorBoard shows of the `ga-dms` run in `dir`: every tag's steps, with the
+/// values of the losses, evaluations and noise AUROCs (timings differ from run to run).
+fn curves(dir: &Path) -> Vec<Curve> {
+    let run = dir.join("out/tiny/runs/ga-dms/seed-3");
+    tensorboard::scalars(&run)
+        .into_iter()
+        .map(|(tag, points)| {
+            let measured = ["train/loss", "eval/", "noise/"]
+                .iter()
+                .any(|p| tag.starts_with(p));
+            let points = points
+                .into_iter()
+                .map(|(step, v)| (step, measured.then_some(v)))
+                .collect();
+            (tag, points)
+        })
+        .collect()
+}
+
 #[test]
 fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
     let whole = resume_setup("resume-whole");
@@ -336,6 +360,25 @@ fn an_interrupted_run_resumes_from_its_checkpoint_with_the_same_losses() {
         record(&whole),
         record(&cut),
         "the resumed run logs exactly what the uninterrupted one did"
+    );
+    let events = std::fs::read_dir(cut.join("out/tiny/runs/ga-dms/seed-3"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("tfevents")
+        })
+        .count();
+    assert_eq!(events, 2, "each session writes its own event file");
+    let seen = curves(&cut);
+    assert!(seen.iter().any(|(tag, _)| tag == "noise/auroc"), "{seen:?}");
+    assert_eq!(
+        curves(&whole),
+        seen,
+        "TensorBoard shows the resumed run as the uninterrupted one: the interrupted session's \
+         events past the checkpoint are dropped"
     );
     std::fs::remove_dir_all(whole).unwrap();
     std::fs::remove_dir_all(cut).unwrap();

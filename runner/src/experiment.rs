@@ -491,11 +491,9 @@ pub fn run_upstreams(
     let selected = |p: &RunPlan| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected;
     let mut outcomes = Vec::new();
     for up in spec.upstreams(selected) {
-        let done = RunDir {
-            path: up.run_dir.clone(),
-        }
-        .status()
-        .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
+        let done = RunDir::at(up.run_dir.clone())
+            .status()
+            .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
         if done {
             continue;
         }

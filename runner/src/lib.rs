@@ -21,4 +21,5 @@ pub mod shim;
 pub mod spec;
 pub mod store;
 pub mod template;
+pub mod tensorboard;
 pub mod train;

@@ -1,7 +1,8 @@
 //! The run store: one folder per run, `<output>/<experiment>/runs/<variant>/seed-<n>/`,
 //! holding the resolved config, the plugin libraries it runs with, a status written
 //! atomically, a metrics log that Polars reads as NDJSON (`pl.read_ndjson`), a
-//! human-readable log and the run's provenance; and beside `runs/`, `experiment.json`, the
+//! human-readable log, the run's provenance and TensorBoard event files of the metrics log
+//! (one per session, see [`crate::tensorboard`]); and beside `runs/`, `experiment.json`, the
 //! run matrix of the spec, so reports know which runs should exist without the spec at hand.
 //!
 //! Nothing finished is destroyed implicitly: before a run starts afresh in a folder that
@@ -12,10 +13,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{RunPlan, Spec};
+use crate::eval::metrics::PerQuery;
+use crate::spec::{Presentation, RunPlan, Spec};
+use crate::tensorboard::RecordEvents;
 
 #[derive(Debug, thiserror::Error)]
 #[error("run store {}: {source}", path.display())]
@@ -86,15 +90,25 @@ impl Status {
 /// One run's folder.
 pub struct RunDir {
     pub path: PathBuf,
+    /// This session's TensorBoard event file, opened by the first record logged.
+    events: Mutex<Option<RecordEvents>>,
 }
 
 impl RunDir {
     pub fn new(experiment_dir: &Path, plan: &RunPlan) -> Self {
-        Self {
-            path: experiment_dir
+        Self::at(
+            experiment_dir
                 .join("runs")
                 .join(&plan.variant)
                 .join(format!("seed-{}", plan.seed)),
+        )
+    }
+
+    /// The run folder at `path`.
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            events: Mutex::new(None),
         }
     }
 
@@ -110,6 +124,8 @@ impl RunDir {
     /// Returns where the previous result went, if there was one.
     pub fn begin(&self, plan: &RunPlan) -> Result<Option<PathBuf>, StoreError> {
         let kept = self.archive()?;
+        // A fresh start is a new session: its events go to a new file.
+        *self.events.lock().expect("no panic while logging") = None;
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         // A TOML document (not the value's inline form), so that tools and reports parse it.
         let document = toml::to_string(&plan.resolved).expect("a resolved config is a TOML table");
@@ -146,9 +162,20 @@ impl RunDir {
         write_atomic(&self.path.join("status.json"), text.as_bytes())
     }
 
-    /// Appends one record to `metrics.jsonl`.
+    /// Appends one record to `metrics.jsonl` and its numbers to this session's TensorBoard
+    /// event file (opened by the first record, after what the log holds from earlier
+    /// sessions).
     pub fn log_metrics(&self, record: &serde_json::Value) -> Result<(), StoreError> {
-        self.append("metrics.jsonl", &format!("{record}\n"))
+        let mut events = self.events.lock().expect("no panic while logging");
+        if events.is_none() {
+            *events = Some(RecordEvents::open(&self.path, &self.metrics()).map_err(io(&self.path))?);
+        }
+        self.append("metrics.jsonl", &format!("{record}\n"))?;
+        let events = events.as_mut().expect("opened above");
+        events.log(record).map_err(|source| StoreError {
+            path: events.path().to_path_buf(),
+            source,
+        })
     }
 
     /// The records of `metrics.jsonl` (unreadable lines are skipped).
@@ -170,6 +197,26 @@ impl RunDir {
             .map(|r| format!("{r}\n"))
             .collect();
         write_atomic(&self.path.join("metrics.jsonl"), kept.as_bytes())
+    }
+
+    /// Keeps each query's results of the latest evaluation of `dataset` (after `epoch`) in
+    /// `queries/<dataset>.json`, for reports that test a difference over queries.
+    pub fn write_queries(&self, dataset: &str, epoch: usize, per_query: &PerQuery) -> Result<(), StoreError> {
+        let dir = self.path.join(QUERIES);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let record = StoredQueries {
+            epoch: epoch as u64,
+            results: per_query.clone(),
+        };
+        let text = serde_json::to_string(&record).expect("per-query results serialise");
+        write_atomic(&dir.join(queries_file(dataset)), text.as_bytes())
+    }
+
+    /// The per-query results of the latest evaluation of `dataset` and its epoch, if kept.
+    pub fn queries(&self, dataset: &str) -> Option<(u64, PerQuery)> {
+        let text = std::fs::read_to_string(self.path.join(QUERIES).join(queries_file(dataset))).ok()?;
+        let record: StoredQueries = serde_json::from_str(&text).ok()?;
+        Some((record.epoch, record.results))
     }
 
     /// Appends a line to `run.log`.
@@ -265,6 +312,31 @@ impl RunDir {
     }
 }
 
+/// `queries/<dataset>.json`.
+#[derive(Serialize, Deserialize)]
+struct StoredQueries {
+    epoch: u64,
+    #[serde(flatten)]
+    results: PerQuery,
+}
+
+const QUERIES: &str = "queries";
+
+/// A dataset's file name: its name with anything but letters, digits, `-`, `_` and `.` as `_`.
+fn queries_file(dataset: &str) -> String {
+    let name: String = dataset
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{name}.json")
+}
+
 /// The folder of a run folder that keeps earlier results.
 pub const HISTORY: &str = "history";
 const LOCK: &str = "lock";
@@ -294,6 +366,9 @@ pub struct ExperimentIndex {
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
+    /// Variant labels and ablation column names for reports.
+    #[serde(default)]
+    pub presentation: Presentation,
 }
 
 /// One run of the matrix.
@@ -322,6 +397,7 @@ impl ExperimentIndex {
                     hash: p.hash.clone(),
                 })
                 .collect(),
+            presentation: spec.presentation.clone(),
         }
     }
 
@@ -391,9 +467,7 @@ mod tests {
     #[test]
     fn a_status_names_what_changed() {
         let mut plan = plan();
-        let dir = RunDir {
-            path: scratch("changes"),
-        };
+        let dir = RunDir::at(scratch("changes"));
         dir.set_status(State::Done, &plan, None).unwrap();
         assert!(dir.status().unwrap().changes(&plan).is_empty(), "the same run");
         plan.parts.insert("model.init".into(), "other".into());
@@ -405,9 +479,7 @@ mod tests {
     #[test]
     fn starting_afresh_moves_a_finished_result_to_the_history() {
         let plan = plan();
-        let dir = RunDir {
-            path: scratch("archive"),
-        };
+        let dir = RunDir::at(scratch("archive"));
         dir.begin(&plan).unwrap();
         dir.log_metrics(&serde_json::json!({"kind": "eval", "mAP": 42.0}))
             .unwrap();
@@ -415,9 +487,7 @@ mod tests {
         let updated = dir.status().unwrap().updated;
         dir.begin(&plan).unwrap();
         assert!(dir.metrics().is_empty(), "the new run starts with an empty log");
-        let old = RunDir {
-            path: dir.path.join(HISTORY).join(format!("{}-{updated}", plan.hash)),
-        };
+        let old = RunDir::at(dir.path.join(HISTORY).join(format!("{}-{updated}", plan.hash)));
         assert_eq!(old.metrics()[0]["mAP"], 42.0, "the finished result is kept");
         assert_eq!(old.status().unwrap().state, State::Done);
         std::fs::remove_dir_all(&dir.path).unwrap();
@@ -426,9 +496,7 @@ mod tests {
     #[test]
     fn a_pending_status_is_not_history() {
         let plan = plan();
-        let dir = RunDir {
-            path: scratch("pending"),
-        };
+        let dir = RunDir::at(scratch("pending"));
         dir.set_status(State::Pending, &plan, None).unwrap();
         assert!(dir.archive().unwrap().is_none());
         assert!(!dir.path.join(HISTORY).exists());
@@ -437,9 +505,7 @@ mod tests {
 
     #[test]
     fn a_held_lock_names_its_holder_until_released() {
-        let dir = RunDir {
-            path: scratch("lock"),
-        };
+        let dir = RunDir::at(scratch("lock"));
         let held = dir.lock().unwrap();
         let err = dir.lock().err().expect("a second lock is refused");
         assert!(

@@ -78,6 +78,42 @@ pub struct RetrievalMetrics {
     /// the reference would return a shorter curve.
     pub cmc: Vec<f64>,
     pub num_queries: usize,
+    /// Each query's results (empty for metrics read back from a log).
+    #[serde(skip)]
+    pub per_query: PerQuery,
+}
+
+/// Each query's results, in query order: what a report's bootstrap over queries resamples
+/// when a comparison has one seed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PerQuery {
+    /// The 0-based rank of the query's first true match.
+    pub first_rank: Vec<u32>,
+    /// AP and INP as fractions.
+    pub ap: Vec<f64>,
+    pub inp: Vec<f64>,
+}
+
+impl PerQuery {
+    /// The per-query values whose mean is metric `metric` (`R1`, `R5`, `R10`, `mAP`, `mINP`,
+    /// in percent); `None` for another metric.
+    pub fn values(&self, metric: &str) -> Option<Vec<f64>> {
+        let percent = |v: &[f64]| v.iter().map(|x| x * 100.0).collect();
+        let within = |k: u32| {
+            self.first_rank
+                .iter()
+                .map(|&r| if r < k { 100.0 } else { 0.0 })
+                .collect()
+        };
+        match metric {
+            "R1" => Some(within(1)),
+            "R5" => Some(within(5)),
+            "R10" => Some(within(10)),
+            "mAP" => Some(percent(&self.ap)),
+            "mINP" => Some(percent(&self.inp)),
+            _ => None,
+        }
+    }
 }
 
 impl RetrievalMetrics {
@@ -107,6 +143,8 @@ pub struct RetrievalAccumulator {
     /// results do not depend on how the queries were split into blocks.
     ap: Vec<f64>,
     inp: Vec<f64>,
+    /// Per-query 0-based rank of the first true match, in query order.
+    first: Vec<u32>,
 }
 
 impl RetrievalAccumulator {
@@ -129,6 +167,7 @@ impl RetrievalAccumulator {
             hits: vec![0; tracked],
             ap: Vec::new(),
             inp: Vec::new(),
+            first: Vec::new(),
         })
     }
 
@@ -178,12 +217,14 @@ impl RetrievalAccumulator {
             });
         }
         let (hits, per_query) = rest.split_at(self.hits.len());
-        let (ap, inp) = per_query.split_at(rows as usize);
+        let (ap, rest) = per_query.split_at(rows as usize);
+        let (inp, first) = rest.split_at(rows as usize);
         for (total, &block) in self.hits.iter_mut().zip(hits) {
             *total += block as u64;
         }
         self.ap.extend_from_slice(ap);
         self.inp.extend_from_slice(inp);
+        self.first.extend(first.iter().map(|&r| r as u32));
         Ok(())
     }
 
@@ -204,11 +245,17 @@ impl RetrievalAccumulator {
             minp: percent(self.inp.iter().sum()),
             cmc: cmc[..self.max_rank].to_vec(),
             num_queries,
+            per_query: PerQuery {
+                first_rank: self.first,
+                ap: self.ap,
+                inp: self.inp,
+            },
         })
     }
 
     /// The block's results as one float64 vector, so that a single host read fetches them:
-    /// `[first NaN row or −1, first row without match or −1, hits (len H), AP (q), INP (q)]`.
+    /// `[first NaN row or −1, first row without match or −1, hits (len H), AP (q), INP (q),
+    /// first true match's rank (q)]`.
     fn block_stats(&self, sims: &Tensor, query_pids: &Tensor) -> Tensor {
         let gallery = &self.gallery;
         let device = sims.device();
@@ -239,15 +286,17 @@ impl RetrievalAccumulator {
         let last = rank1.masked_fill(&is_match.logical_not(), 0.0).amax(1, false);
         let inp = &num_matches / last.clamp_min(1.0);
 
-        let first = ranks.select(1, 0).unsqueeze(1);
+        let first = ranks.select(1, 0);
         let cutoffs = Tensor::arange(self.hits.len() as i64, (Kind::Int64, device));
         let hits = first
+            .unsqueeze(1)
             .le_tensor(&cutoffs.unsqueeze(0))
             .sum_dim_intlist(0, false, Kind::Double);
 
         let nan_row = first_true(&sims.isnan().any_dim(1, false));
         let unmatched_row = first_true(&num_matches.eq(0.0));
-        Tensor::cat(&[nan_row, unmatched_row, hits, ap, inp], 0)
+        let first = first.to_kind(Kind::Double);
+        Tensor::cat(&[nan_row, unmatched_row, hits, ap, inp, first], 0)
     }
 
     /// `[q, n_max]` int64: the 0-based rank of the gallery item `members[i, j]` in row `i`
@@ -400,6 +449,22 @@ mod tests {
         }
         let q = ours.num_queries;
         assert_eq!(q as i64, rows);
+        // The per-query results average to the metrics (the bootstrap resamples them).
+        for (name, value) in [
+            ("R1", ours.r1),
+            ("R5", ours.r5),
+            ("R10", ours.r10),
+            ("mAP", ours.map),
+            ("mINP", ours.minp),
+        ] {
+            let per_query = ours.per_query.values(name).unwrap();
+            assert_eq!(per_query.len(), q);
+            let mean = per_query.iter().sum::<f64>() / q as f64;
+            assert!(
+                (mean - value).abs() < 1e-9,
+                "{direction} {name}: per-query mean {mean} against {value}"
+            );
+        }
 
         let reference_cmc = Vec::<f64>::try_from(&tensors[&format!("{direction}/cmc")]).unwrap();
         let counts = |cmc: &[f64]| cmc.iter().map(|&p| count(p, q)).collect::<Vec<_>>();

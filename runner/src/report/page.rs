@@ -2,17 +2,15 @@
 //! state of every run — so a reader sees what is missing before trusting a number.
 
 use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
 
 use super::charts::Drawn;
+use super::significance;
 use super::store::{RunState, StoredExperiment};
-use super::text_table::TextTable;
+use super::Written;
 
-pub fn render(
-    experiment: &StoredExperiment,
-    results: &TextTable,
-    ablation: Option<&TextTable>,
-    charts: &[Drawn],
-) -> String {
+/// The README of one experiment's report.
+pub fn render(experiment: &StoredExperiment, tables: &Written, charts: &[Drawn]) -> String {
     let mut s = format!("# {}\n\n", experiment.name);
     if let Some(d) = &experiment.description {
         writeln!(s, "{d}\n").unwrap();
@@ -38,22 +36,11 @@ pub fn render(
     )
     .unwrap();
 
-    s += "## Results\n\n";
-    writeln!(s, "{}\n", results.caption).unwrap();
-    s += &results.to_markdown();
-    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch. \
-          Error terms are the sample standard deviation (n − 1 in the denominator) over the \
-          n finished seeds of a variant; with one seed there is none. Runs that did not \
-          finish are not counted (see *Runs*). Tables: `results.csv`, `results.parquet`, \
-          `results.tex` (booktabs); per-epoch values of every run: `curves.csv`, \
-          `curves.parquet`.\n\n";
-
-    if let Some(a) = ablation {
-        s += "## What varies\n\n";
-        writeln!(s, "{}\n", a.caption).unwrap();
-        s += &a.to_markdown();
-        s += "\nAlso as `ablation.tex`.\n\n";
-    }
+    s += &tables_sections(
+        tables,
+        "`results.csv`, `results.parquet` (per variant and dataset), `curves.csv`, \
+         `curves.parquet` (every run's values per epoch), ",
+    );
 
     if !charts.is_empty() {
         s += "## Charts\n\n";
@@ -67,7 +54,9 @@ pub fn render(
         }
     }
 
-    s += "## Runs\n\n| variant | seed | hash | state | note |\n| :-- | --: | :-- | :-- | :-- |\n";
+    s += "## Runs\n\nEvery run writes TensorBoard event files into its folder as it trains: \
+          `tensorboard --logdir` this folder shows the curves of all runs side by side.\n\n\
+          | variant | seed | hash | state | note |\n| :-- | --: | :-- | :-- | :-- |\n";
     for r in &experiment.runs {
         let note = match &r.state {
             RunState::Failed(e) => e.replace('|', "\\|").replace('\n', " "),
@@ -87,4 +76,98 @@ pub fn render(
         .unwrap();
     }
     s
+}
+
+/// The results, statistics and ablation sections every report page has. `frames` names the
+/// page's own data files beside the statistics.
+fn tables_sections(tables: &Written, frames: &str) -> String {
+    let mut s = String::from("## Results\n\n");
+    writeln!(s, "{}\n", tables.results.caption).unwrap();
+    s += &tables.results.to_markdown();
+    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch; runs \
+          that did not finish are not counted. Also as `results.tex` (booktabs; a `table*` \
+          with several datasets).\n\n## Statistics\n\n";
+    s += significance::METHOD;
+    writeln!(
+        s,
+        "\n\nEvery cell's seeds, interval and test: `statistics.md`; data: {frames}\
+         `statistics.csv`, `statistics.parquet`.\n"
+    )
+    .unwrap();
+    if let Some(a) = &tables.ablation {
+        s += "## What varies\n\n";
+        writeln!(s, "{}\n", a.caption).unwrap();
+        s += &a.to_markdown();
+        s += "\nAlso as `ablation.tex`. Name the columns in the spec with `[report.columns]` \
+              (`\"masking.noise_mask\" = \"SDM noise mask\"`) and the variants with \
+              `label`.\n\n";
+    }
+    s
+}
+
+/// The README of a report over several experiments, written into `out`.
+pub fn render_comparison(experiments: &[StoredExperiment], tables: &Written, out: &Path) -> String {
+    let names: Vec<&str> = experiments.iter().map(|e| e.name.as_str()).collect();
+    let mut s = format!("# {}\n\n", names.join(" · "));
+    s += "| experiment | runs finished | report |\n| :-- | --: | :-- |\n";
+    for e in experiments {
+        writeln!(
+            s,
+            "| {} | {} of {} | [{}]({}) |",
+            e.name,
+            e.done().count(),
+            e.runs.len(),
+            e.dir.display(),
+            relative(&e.dir.join("README.md"), out).display()
+        )
+        .unwrap();
+    }
+    let dirs: Vec<String> = experiments.iter().map(|e| e.dir.display().to_string()).collect();
+    writeln!(
+        s,
+        "\nRebuild this page with `gadms-run report {} --out {}`; each experiment's own report \
+         has its charts and runs.\n",
+        dirs.join(" "),
+        out.display()
+    )
+    .unwrap();
+    s += &tables_sections(tables, "");
+    s
+}
+
+fn parts(path: &Path) -> Vec<Component<'_>> {
+    path.components().filter(|c| *c != Component::CurDir).collect()
+}
+
+/// `path` as seen from the folder `from` (a relative one is taken from the working folder).
+fn relative(path: &Path, from: &Path) -> PathBuf {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path, from) = (absolute(path), absolute(from));
+    let (to, base) = (parts(&path), parts(&from));
+    let shared = to.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in shared..base.len() {
+        out.push("..");
+    }
+    for c in &to[shared..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_between_folders_climbs_to_their_common_folder() {
+        assert_eq!(
+            relative(Path::new("/r/a/README.md"), Path::new("/r/paper/tables")),
+            Path::new("../../a/README.md")
+        );
+        assert_eq!(
+            relative(Path::new("./x/README.md"), Path::new("x")),
+            Path::new("README.md")
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use crate::eval::token_scores::TokenScores;
+use crate::spec::Presentation;
 use crate::store::{ExperimentIndex, PlannedRun, RunDir, State};
 
 /// Where one run of the matrix stands, as a report sees it.
@@ -59,6 +60,8 @@ pub struct StoredExperiment {
     pub description: Option<String>,
     pub baseline: Option<String>,
     pub spec: Option<PathBuf>,
+    /// Variant labels and ablation column names (the spec's, as the index keeps them).
+    pub presentation: Presentation,
     /// In spec order (folder name order without an index).
     pub variants: Vec<String>,
     pub runs: Vec<StoredRun>,
@@ -89,11 +92,17 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, spec) = match index {
-            Some(i) => (i.name, i.description, i.baseline, Some(i.spec)),
+        let (name, description, baseline, spec, presentation) = match index {
+            Some(i) => (i.name, i.description, i.baseline, Some(i.spec), i.presentation),
             None => {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                (folder.unwrap_or_default(), None, None, None)
+                (
+                    folder.unwrap_or_default(),
+                    None,
+                    None,
+                    None,
+                    Presentation::default(),
+                )
             }
         };
         Ok(Self {
@@ -102,6 +111,7 @@ impl StoredExperiment {
             description,
             baseline,
             spec,
+            presentation,
             variants,
             runs,
         })
@@ -134,9 +144,7 @@ fn found_runs(runs: &Path) -> Vec<PlannedRun> {
 }
 
 fn run_dir(path: &Path) -> RunDir {
-    RunDir {
-        path: path.to_path_buf(),
-    }
+    RunDir::at(path.to_path_buf())
 }
 
 fn read_run(experiment: &Path, plan: PlannedRun, hash_known: bool) -> StoredRun {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 
+use super::compare::{Comparison, Row};
 use super::store::{StoredExperiment, StoredRun};
 use super::text_table::{Cell, TextTable};
 use super::ReportError;
@@ -53,63 +54,22 @@ impl Tables {
             runs: runs(experiment).map_err(polars("runs"))?,
         })
     }
-
-    /// The main table for papers: one row per variant and dataset.
-    pub fn results_text(&self, experiment: &StoredExperiment) -> TextTable {
-        let mut header = vec!["Variant".to_string(), "Dataset".into(), "n".into()];
-        header.extend(METRICS.iter().map(|(_, shown)| shown.to_string()));
-        let text = |c: &str| self.results.column(c).ok().and_then(|c| c.str().ok().cloned());
-        let float = |c: &str| self.results.column(c).ok().and_then(|c| c.f64().ok().cloned());
-        let (variants, datasets) = (text("variant"), text("dataset"));
-        let seeds = self
-            .results
-            .column("seeds")
-            .ok()
-            .and_then(|c| c.u32().ok().cloned());
-        let rows = (0..self.results.height())
-            .map(|i| {
-                let get_text = |c: &Option<StringChunked>| match c.as_ref().and_then(|c| c.get(i)) {
-                    Some(t) => Cell::Text(t.to_string()),
-                    None => Cell::Missing,
-                };
-                let mut row = vec![
-                    get_text(&variants),
-                    get_text(&datasets),
-                    Cell::Text(seeds.as_ref().and_then(|s| s.get(i)).unwrap_or(0).to_string()),
-                ];
-                row.extend(METRICS.iter().map(|(m, _)| {
-                    let at = |suffix: &str| float(&format!("{m}_{suffix}")).and_then(|c| c.get(i));
-                    match at("mean") {
-                        Some(mean) => Cell::Stat {
-                            mean,
-                            std: at("std"),
-                            delta: at("delta"),
-                        },
-                        None => Cell::Missing,
-                    }
-                }));
-                row
-            })
-            .collect();
-        let against = match &experiment.baseline {
-            Some(b) => format!("; in parentheses the difference of means against `{b}`"),
-            None => String::new(),
-        };
-        TextTable {
-            caption: format!(
-                "{}: text-to-image retrieval (%) after the last epoch, mean ± sample std over n seeds{against}.",
-                experiment.name
-            ),
-            label: format!("tab:{}-results", experiment.name),
-            header,
-            rows,
-        }
-    }
 }
 
-/// `variant, seed, dataset, metric, value`: the last evaluation of every finished run.
-fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
-    let mut rows = LongRows::default();
+/// One metric of a finished run's last evaluation of one dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Final {
+    pub variant: String,
+    pub seed: u64,
+    pub epoch: u64,
+    pub dataset: String,
+    pub metric: &'static str,
+    pub value: f64,
+}
+
+/// The last evaluation of every finished run, in run order.
+pub fn finals(experiment: &StoredExperiment) -> Vec<Final> {
+    let mut out = Vec::new();
     for run in experiment.done() {
         let evals: Vec<_> = run.metrics.iter().filter(|r| r["kind"] == "eval").collect();
         let Some(last) = evals.iter().filter_map(|r| r["epoch"].as_u64()).max() else {
@@ -117,11 +77,32 @@ fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
         };
         for r in evals.iter().filter(|r| r["epoch"].as_u64() == Some(last)) {
             for (m, _) in METRICS {
-                if let Some(v) = r[m].as_f64() {
-                    rows.push(run, last, r["dataset"].as_str().unwrap_or(""), m, v);
+                if let Some(value) = r[m].as_f64() {
+                    out.push(Final {
+                        variant: run.variant.clone(),
+                        seed: run.seed,
+                        epoch: last,
+                        dataset: r["dataset"].as_str().unwrap_or("").to_string(),
+                        metric: m,
+                        value,
+                    });
                 }
             }
         }
+    }
+    out
+}
+
+/// `variant, seed, dataset, metric, value`: [`finals`] as a table.
+fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
+    let mut rows = LongRows::default();
+    for f in finals(experiment) {
+        rows.variant.push(f.variant);
+        rows.seed.push(f.seed);
+        rows.epoch.push(f.epoch);
+        rows.dataset.push(f.dataset);
+        rows.metric.push(f.metric.to_string());
+        rows.value.push(f.value);
     }
     rows.frame(false)
 }
@@ -336,24 +317,26 @@ fn runs(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// The ablation view (the paper's Table 4): per variant, every config key whose value
-/// differs between variants — switches as ✓/✗, other values as written, `·` where a
-/// variant leaves the key at the plugin's default. `None` with fewer than two variants
-/// or nothing that differs.
-pub fn ablation(experiment: &StoredExperiment) -> Option<TextTable> {
-    let configs: Vec<(&str, BTreeMap<String, toml::Value>)> = experiment
-        .variants
+/// The ablation view (the paper's Table 4): per row of `comparison`, every config key
+/// whose value differs between rows — switches as ✓/✗, other values as written, `default`
+/// where a variant leaves the key at the plugin's default — headed by the spec's
+/// `[report.columns]` names or else by readable forms of the keys. Each row shows the config
+/// of its first variant found. `None` with fewer than two rows or nothing that differs.
+pub fn ablation(experiments: &[StoredExperiment], comparison: &Comparison) -> Option<TextTable> {
+    let configs: Vec<(Cell, BTreeMap<String, toml::Value>)> = comparison
+        .rows
         .iter()
-        .filter_map(|v| {
-            let config = experiment
-                .runs
-                .iter()
-                .filter(|r| &r.variant == v)
-                .find_map(|r| r.config.as_ref())?;
+        .filter_map(|row| {
+            let config = experiments.iter().find_map(|e| {
+                e.runs
+                    .iter()
+                    .filter(|r| e.presentation.labels.get(&r.variant).unwrap_or(&r.variant) == &row.key)
+                    .find_map(|r| r.config.as_ref())
+            })?;
             let mut flat = BTreeMap::new();
             flatten("", config, &mut flat);
             flat.remove("seed");
-            Some((v.as_str(), flat))
+            Some((row_cell(row), flat))
         })
         .collect();
     if configs.len() < 2 {
@@ -366,12 +349,18 @@ pub fn ablation(experiment: &StoredExperiment) -> Option<TextTable> {
     if keys.is_empty() {
         return None;
     }
-    let mut header = vec!["Variant".to_string()];
-    header.extend(keys.iter().map(|k| k.to_string()));
+    let names = |k: &str| -> String {
+        experiments
+            .iter()
+            .find_map(|e| e.presentation.columns.get(k).cloned())
+            .unwrap_or_else(|| readable(k))
+    };
+    let mut header = vec!["Method".to_string()];
+    header.extend(keys.iter().map(|k| names(k)));
     let rows = configs
         .iter()
-        .map(|(v, c)| {
-            let mut row = vec![Cell::Text(v.to_string())];
+        .map(|(label, c)| {
+            let mut row = vec![label.clone()];
             row.extend(keys.iter().map(|k| match c.get(*k) {
                 Some(toml::Value::Boolean(b)) => Cell::Check(*b),
                 Some(toml::Value::String(s)) => Cell::Text(s.clone()),
@@ -383,13 +372,33 @@ pub fn ablation(experiment: &StoredExperiment) -> Option<TextTable> {
         .collect();
     Some(TextTable {
         caption: format!(
-            "{}: what each variant sets (keys of the resolved config that differ between variants; · = the plugin's default).",
-            experiment.name
+            "{}: what each variant sets (settings of the resolved config that differ between \
+             variants; default = the plugin's default).",
+            comparison.experiments.join(", ")
         ),
-        label: format!("tab:{}-ablation", experiment.name),
+        label: format!("tab:{}-ablation", comparison.experiments.join("-")),
         header,
+        groups: Vec::new(),
         rows,
     })
+}
+
+/// A row's first cell: a label as written (TeX in LaTeX), a variant name as text.
+pub fn row_cell(row: &Row) -> Cell {
+    if row.labelled {
+        Cell::Tex(row.key.clone())
+    } else {
+        Cell::Text(row.key.clone())
+    }
+}
+
+/// A config key as a column name without `[report.columns]`: its section, then the rest
+/// with spaces (`masking.noise_mask` → `masking: noise mask`).
+fn readable(key: &str) -> String {
+    match key.split_once('.') {
+        Some((section, rest)) => format!("{section}: {}", rest.replace(['.', '_'], " ")),
+        None => key.replace('_', " "),
+    }
 }
 
 /// Dotted keys of every non-table value (arrays compare as a whole).

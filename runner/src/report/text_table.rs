@@ -7,13 +7,9 @@ use std::fmt::Write;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
-    /// A mean over seeds with its sample standard deviation (`None` for one seed) and its
-    /// difference from the baseline's mean (`None` for the baseline itself).
-    Stat {
-        mean: f64,
-        std: Option<f64>,
-        delta: Option<f64>,
-    },
+    /// Text that the LaTeX table prints as written (a label with TeX in it).
+    Tex(String),
+    Stat(Stat),
     /// A component switched on or off.
     Check(bool),
     /// A setting the variant leaves at the plugin's default.
@@ -22,22 +18,77 @@ pub enum Cell {
     Missing,
 }
 
+/// A mean over seeds as a results table shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    /// The sample standard deviation (`None` for one seed).
+    pub std: Option<f64>,
+    /// The difference from the baseline's mean (`None` for the baseline itself).
+    pub delta: Option<f64>,
+    /// Whether a test finds the difference from the baseline significant.
+    pub significant: bool,
+    pub rank: Rank,
+}
+
+/// Where a mean ranks in its column: the best is bold, the second underlined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    Best,
+    Second,
+    Other,
+}
+
+impl Stat {
+    fn markdown(&self) -> String {
+        let mean = format!("{:.2}", self.mean);
+        let mut s = match self.rank {
+            Rank::Best => format!("**{mean}**"),
+            Rank::Second => format!("<u>{mean}</u>"),
+            Rank::Other => mean,
+        };
+        if let Some(sd) = self.std {
+            write!(s, " ± {sd:.2}").unwrap();
+        }
+        if let Some(d) = self.delta {
+            write!(s, " ({d:+.2}{})", self.marker()).unwrap();
+        }
+        s
+    }
+
+    fn latex(&self) -> String {
+        let mean = format!("{:.2}", self.mean);
+        let mut s = match self.rank {
+            Rank::Best => format!("$\\mathbf{{{mean}}}"),
+            Rank::Second => format!("$\\underline{{{mean}}}"),
+            Rank::Other => format!("${mean}"),
+        };
+        if let Some(sd) = self.std {
+            write!(s, " \\pm {sd:.2}").unwrap();
+        }
+        s.push('$');
+        if let Some(d) = self.delta {
+            write!(s, " {{\\scriptsize (${d:+.2}${})}}", self.marker()).unwrap();
+        }
+        s
+    }
+
+    fn marker(&self) -> &'static str {
+        if self.significant {
+            "*"
+        } else {
+            ""
+        }
+    }
+}
+
 impl Cell {
     fn markdown(&self) -> String {
         match self {
-            Self::Text(t) => t.replace('|', "\\|"),
-            Self::Stat { mean, std, delta } => {
-                let mut s = format!("{mean:.2}");
-                if let Some(sd) = std {
-                    write!(s, " ± {sd:.2}").unwrap();
-                }
-                if let Some(d) = delta {
-                    write!(s, " ({d:+.2})").unwrap();
-                }
-                s
-            }
+            Self::Text(t) | Self::Tex(t) => t.replace('|', "\\|"),
+            Self::Stat(stat) => stat.markdown(),
             Self::Check(on) => (if *on { "✓" } else { "✗" }).to_string(),
-            Self::Default => "·".to_string(),
+            Self::Default => "default".to_string(),
             Self::Missing => "—".to_string(),
         }
     }
@@ -45,20 +96,11 @@ impl Cell {
     fn latex(&self) -> String {
         match self {
             Self::Text(t) => latex_escape(t),
-            Self::Stat { mean, std, delta } => {
-                let mut s = format!("${mean:.2}");
-                if let Some(sd) = std {
-                    write!(s, " \\pm {sd:.2}").unwrap();
-                }
-                s.push('$');
-                if let Some(d) = delta {
-                    write!(s, " {{\\scriptsize (${d:+.2}$)}}").unwrap();
-                }
-                s
-            }
+            Self::Tex(t) => t.clone(),
+            Self::Stat(stat) => stat.latex(),
             Self::Check(true) => "\\checkmark".to_string(),
             Self::Check(false) => "$\\times$".to_string(),
-            Self::Default => "$\\cdot$".to_string(),
+            Self::Default => "\\textit{default}".to_string(),
             Self::Missing => "--".to_string(),
         }
     }
@@ -71,48 +113,92 @@ pub struct TextTable {
     /// LaTeX label, e.g. `tab:results`.
     pub label: String,
     pub header: Vec<String>,
+    /// Column groups over the header's last columns (title, number of columns), left to
+    /// right: the datasets of a wide results table. Empty for a plain table.
+    pub groups: Vec<(String, usize)>,
     pub rows: Vec<Vec<Cell>>,
 }
 
 impl TextTable {
     /// Text columns align left, the others centre.
     fn is_text_column(&self, c: usize) -> bool {
-        self.rows.iter().all(|r| matches!(r[c], Cell::Text(_)))
+        self.rows
+            .iter()
+            .all(|r| matches!(r[c], Cell::Text(_) | Cell::Tex(_)))
     }
 
-    /// The table in GitHub Markdown, without its caption.
+    /// The columns before the first group.
+    fn leading(&self) -> usize {
+        self.header.len() - self.groups.iter().map(|g| g.1).sum::<usize>()
+    }
+
+    /// The table in GitHub Markdown, without its caption. Markdown has one header row: with
+    /// groups, it names the groups and the column names open the body.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let row = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
-        s += &row(self.header.iter().map(|h| h.replace('|', "\\|")).collect());
+        let escape = |h: &String| h.replace('|', "\\|");
+        let header: Vec<String> = if self.groups.is_empty() {
+            self.header.iter().map(escape).collect()
+        } else {
+            let mut cells = vec![String::new(); self.leading()];
+            for (title, span) in &self.groups {
+                cells.push(format!("**{}**", escape(title)));
+                cells.extend(std::iter::repeat_n(String::new(), span - 1));
+            }
+            cells
+        };
+        s += &row(header);
         s += &row((0..self.header.len())
             .map(|c| if self.is_text_column(c) { ":--" } else { ":-:" }.to_string())
             .collect());
+        if !self.groups.is_empty() {
+            s += &row(self.header.iter().map(escape).collect());
+        }
         for r in &self.rows {
             s += &row(r.iter().map(Cell::markdown).collect());
         }
         s
     }
 
-    /// A `table` float with a booktabs `tabular`; needs `\usepackage{booktabs,amssymb}`.
+    /// A booktabs `tabular` in a `table` float (`table*`, spanning both columns of a
+    /// two-column paper, with more than one group); needs `\usepackage{booktabs,amssymb}`.
     pub fn to_latex(&self) -> String {
         let spec: String = (0..self.header.len())
             .map(|c| if self.is_text_column(c) { 'l' } else { 'c' })
             .collect();
+        let float = if self.groups.len() > 1 { "table*" } else { "table" };
         let line = |cells: Vec<String>| format!("    {} \\\\\n", cells.join(" & "));
         let mut s = String::from("% Generated by gadms-run report; needs \\usepackage{booktabs,amssymb}.\n");
-        s += "\\begin{table}[t]\n  \\centering\n";
+        writeln!(s, "\\begin{{{float}}}[t]\n  \\centering").unwrap();
         writeln!(s, "  \\caption{{{}}}", latex_escape(&self.caption)).unwrap();
         writeln!(s, "  \\label{{{}}}", self.label).unwrap();
         writeln!(s, "  \\begin{{tabular}}{{{spec}}}").unwrap();
         s += "    \\toprule\n";
+        s += &self.latex_groups();
         s += &line(self.header.iter().map(|h| latex_escape(h)).collect());
         s += "    \\midrule\n";
         for r in &self.rows {
             s += &line(r.iter().map(Cell::latex).collect());
         }
-        s += "    \\bottomrule\n  \\end{tabular}\n\\end{table}\n";
+        writeln!(s, "    \\bottomrule\n  \\end{{tabular}}\n\\end{{{float}}}").unwrap();
         s
+    }
+
+    /// The group row (`\multicolumn` titles, `\cmidrule` under each), or nothing.
+    fn latex_groups(&self) -> String {
+        if self.groups.is_empty() {
+            return String::new();
+        }
+        let mut titles = vec![String::new(); self.leading()];
+        let mut rules = Vec::new();
+        let mut first = self.leading() + 1;
+        for (title, span) in &self.groups {
+            titles.push(format!("\\multicolumn{{{span}}}{{c}}{{{}}}", latex_escape(title)));
+            rules.push(format!("\\cmidrule(lr){{{first}-{}}}", first + span - 1));
+            first += span;
+        }
+        format!("    {} \\\\\n    {}\n", titles.join(" & "), rules.join(" "))
     }
 }
 
@@ -150,28 +236,31 @@ pub fn latex_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn stat(mean: f64, std: Option<f64>, delta: Option<f64>, significant: bool, rank: Rank) -> Cell {
+        Cell::Stat(Stat {
+            mean,
+            std,
+            delta,
+            significant,
+            rank,
+        })
+    }
+
     fn table() -> TextTable {
         TextTable {
             caption: "R@1 in % of run_a & 50% noise".into(),
             label: "tab:x".into(),
             header: vec!["Variant".into(), "R@1".into(), "MTP".into()],
+            groups: Vec::new(),
             rows: vec![
                 vec![
                     Cell::Text("no_mask | plain".into()),
-                    Cell::Stat {
-                        mean: 12.345,
-                        std: Some(0.5),
-                        delta: None,
-                    },
+                    stat(12.345, Some(0.5), None, false, Rank::Second),
                     Cell::Check(false),
                 ],
                 vec![
-                    Cell::Text("GA-DMS".into()),
-                    Cell::Stat {
-                        mean: 14.0,
-                        std: None,
-                        delta: Some(1.655),
-                    },
+                    Cell::Tex("GA-DMS$^\\dagger$".into()),
+                    stat(14.0, None, Some(1.655), true, Rank::Best),
                     Cell::Default,
                 ],
             ],
@@ -179,16 +268,17 @@ mod tests {
     }
 
     #[test]
-    fn markdown_shows_mean_std_and_delta_and_escapes_pipes() {
+    fn markdown_shows_mean_std_delta_and_ranks_and_escapes_pipes() {
         assert_eq!(
             table().to_markdown(),
             "| Variant | R@1 | MTP |\n| :-- | :-: | :-: |\n\
-             | no_mask \\| plain | 12.35 ± 0.50 | ✗ |\n| GA-DMS | 14.00 (+1.66) | · |\n"
+             | no_mask \\| plain | <u>12.35</u> ± 0.50 | ✗ |\n\
+             | GA-DMS$^\\dagger$ | **14.00** (+1.66*) | default |\n"
         );
     }
 
     #[test]
-    fn latex_is_booktabs_with_escaped_text() {
+    fn latex_is_booktabs_with_escaped_text_and_tex_labels_as_written() {
         let tex = table().to_latex();
         assert!(
             tex.contains("\\caption{R@1 in \\% of run\\_a \\& 50\\% noise}"),
@@ -196,11 +286,13 @@ mod tests {
         );
         assert!(tex.contains("\\begin{tabular}{lcc}"), "{tex}");
         assert!(
-            tex.contains("no\\_mask | plain & $12.35 \\pm 0.50$ & $\\times$ \\\\"),
+            tex.contains("no\\_mask | plain & $\\underline{12.35} \\pm 0.50$ & $\\times$ \\\\"),
             "{tex}"
         );
         assert!(
-            tex.contains("GA-DMS & $14.00$ {\\scriptsize ($+1.66$)} & $\\cdot$ \\\\"),
+            tex.contains(
+                "GA-DMS$^\\dagger$ & $\\mathbf{14.00}$ {\\scriptsize ($+1.66$*)} & \\textit{default} \\\\"
+            ),
             "{tex}"
         );
         for env in ["table", "tabular"] {
@@ -209,5 +301,38 @@ mod tests {
                 tex.matches(&format!("\\end{{{env}}}")).count()
             );
         }
+    }
+
+    #[test]
+    fn groups_head_their_columns() {
+        let table = TextTable {
+            caption: "c".into(),
+            label: "tab:g".into(),
+            header: ["Method", "R@1", "mAP", "R@1", "mAP"].map(String::from).to_vec(),
+            groups: vec![("CUHK-PEDES".into(), 2), ("RSTP_Reid".into(), 2)],
+            rows: vec![vec![
+                Cell::Text("a".into()),
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Missing,
+                Cell::Missing,
+            ]],
+        };
+        assert_eq!(
+            table.to_markdown(),
+            "|  | **CUHK-PEDES** |  | **RSTP_Reid** |  |\n| :-- | :-: | :-: | :-: | :-: |\n\
+             | Method | R@1 | mAP | R@1 | mAP |\n| a | — | — | — | — |\n"
+        );
+        let tex = table.to_latex();
+        assert!(
+            tex.contains(
+                "     & \\multicolumn{2}{c}{CUHK-PEDES} & \\multicolumn{2}{c}{RSTP\\_Reid} \\\\\n    \
+                 \\cmidrule(lr){2-3} \\cmidrule(lr){4-5}\n    Method & R@1 & mAP & R@1 & mAP \\\\\n"
+            ),
+            "{tex}"
+        );
+        assert!(
+            tex.starts_with("%") && tex.contains("\\begin{table*}[t]") && tex.ends_with("\\end{table*}\n")
+        );
     }
 }

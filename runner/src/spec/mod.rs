@@ -78,6 +78,29 @@ pub struct Experiment {
     pub description: Option<String>,
 }
 
+/// How reports name what a spec defines: a display label per variant (variants of several
+/// experiments with the same label share a row; TeX is allowed, the LaTeX tables print it
+/// as written) from `[[variant]] label`, and names for the ablation table's config keys
+/// from `[report.columns]` (`"masking.noise_mask" = "SDM noise mask"`). Neither is part of
+/// a run's identity: renaming never retrains.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Presentation {
+    /// Variant name → label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Dotted config key → column name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportTable {
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+}
+
 fn default_seeds() -> Vec<u64> {
     vec![0]
 }
@@ -126,6 +149,7 @@ pub struct Spec {
     pub file: PathBuf,
     pub experiment: Experiment,
     pub runs: Vec<RunPlan>,
+    pub presentation: Presentation,
     /// The spec's text, to point errors found later (plugin options) at a line.
     text: String,
 }
@@ -164,12 +188,13 @@ impl Spec {
             message,
         };
         for key in root.keys() {
-            if !["experiment", "base", "variant"].contains(&key.as_str()) {
+            if !["experiment", "base", "variant", "report"].contains(&key.as_str()) {
                 return Err(SpecError::Invalid {
                     file: file.into(),
                     line: line_of(text, key),
                     path: key.clone(),
-                    message: "unknown top-level table; expected `experiment`, `base` or `variant`".into(),
+                    message: "unknown top-level table; expected `experiment`, `base`, `variant` or `report`"
+                        .into(),
                 });
             }
         }
@@ -216,6 +241,14 @@ impl Spec {
             }
         };
 
+        let report: ReportTable = match root.remove("report") {
+            Some(table) => deserialize(file, text, "report", table)?,
+            None => ReportTable::default(),
+        };
+        let mut presentation = Presentation {
+            labels: BTreeMap::new(),
+            columns: report.columns,
+        };
         let mut runs = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         for (i, mut v) in variants.into_iter().enumerate() {
@@ -228,9 +261,23 @@ impl Spec {
                     )))
                 }
             };
+            let label = match v.remove("label") {
+                None => None,
+                Some(Value::String(s)) if !s.is_empty() => Some(s),
+                Some(_) => {
+                    return Err(structure(format!(
+                        "variant `{name}`: `label` must be a non-empty string (its name in reports)"
+                    )))
+                }
+            };
             let points =
                 sweep::points(v.remove("sweep")).map_err(|e| structure(format!("variant `{name}`: {e}")))?;
             for point in points {
+                if let Some(label) = &label {
+                    presentation
+                        .labels
+                        .insert(sweep::name(&name, &point), sweep::name(label, &point));
+                }
                 let name = sweep::name(&name, &point);
                 if !names.insert(name.clone()) {
                     return Err(structure(format!(
@@ -250,6 +297,7 @@ impl Spec {
             file: file.into(),
             experiment,
             runs,
+            presentation,
             text: text.to_string(),
         })
     }

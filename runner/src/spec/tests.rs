@@ -365,3 +365,38 @@ fn set_reaches_one_array_element_by_index_or_name() {
         .to_string();
     assert!(err.contains("`data.eval` has 2 element(s)"), "{err}");
 }
+
+#[test]
+fn labels_and_report_columns_name_things_for_reports_without_changing_runs() {
+    let labelled = SPEC.replace(
+        "name = \"random\"\n",
+        "name = \"random\"\nlabel = \"IRRA$^\\\\dagger$\"\nsweep.grid = { \"train.lr\" = [1e-4] }\n",
+    ) + "\n[report.columns]\n\"masking.noise_mask\" = \"SDM noise mask\"\n";
+    let spec = parse(&labelled, &[]).unwrap();
+    assert_eq!(
+        spec.presentation.labels,
+        BTreeMap::from([(
+            "random[train.lr=0.0001]".to_string(),
+            "IRRA$^\\dagger$[train.lr=0.0001]".to_string()
+        )])
+    );
+    assert_eq!(spec.presentation.columns["masking.noise_mask"], "SDM noise mask");
+    let plain = parse(SPEC, &[]).unwrap();
+    assert_eq!(
+        spec.runs[0].hash, plain.runs[0].hash,
+        "a label is no part of a run's identity"
+    );
+    assert!(spec.runs[0].resolved.get("label").is_none());
+
+    let err = parse(&(SPEC.to_string() + "\n[report]\ncolumn = {}\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("report"), "{err}");
+    let err = parse(
+        &SPEC.replace("name = \"random\"\n", "name = \"random\"\nlabel = 3\n"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`label` must be a non-empty string"),
+        "{err}"
+    );
+}

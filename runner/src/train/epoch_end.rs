@@ -38,6 +38,7 @@ impl Run<'_> {
                 source: Box::new(source),
             })?;
             self.dir.log_metrics(&m.record(epoch, &e.name))?;
+            self.dir.write_queries(&e.name, epoch, &m.per_query)?;
             self.log.line(format!(
                 "epoch {epoch} {}: R@1 {:.2} R@5 {:.2} R@10 {:.2} mAP {:.2} mINP {:.2}",
                 e.name, m.r1, m.r5, m.r10, m.map, m.minp

@@ -117,6 +117,7 @@ pub(super) fn read_last_eval(dir: &RunDir, epoch: usize) -> Vec<(String, Retriev
                 minp: f("mINP"),
                 cmc: Vec::new(),
                 num_queries: r["queries"].as_u64().unwrap_or(0) as usize,
+                per_query: Default::default(),
             };
             (r["dataset"].as_str().unwrap_or_default().to_string(), metrics)
         })
