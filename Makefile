@@ -44,17 +44,19 @@ $(GLOO_HEADERS):
 	fi || true; \
 	[ -e $@ ] || echo "warning: libgloo-dev is not installed; multi-process CPU training will be unavailable"
 
-# The report tests compile the LaTeX tables with Debian's TeX (pdflatex, booktabs, amssymb);
-# installed like Gloo above where apt-get can, else those tests check the structure alone.
+# The report tests compile the LaTeX tables with Debian's TeX (pdflatex, booktabs, amssymb)
+# and read the charts' PDFs with poppler's pdftotext; installed like Gloo above where apt-get
+# can, else those tests check the files' structure alone.
 PDFLATEX := /usr/bin/pdflatex
 $(PDFLATEX):
 	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
 	if command -v apt-get >/dev/null; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  PACKAGES="texlive-latex-base texlive-latex-recommended"; \
+	  PACKAGES="texlive-latex-base texlive-latex-recommended poppler-utils"; \
 	  $$SUDO apt-get install -y --no-install-recommends $$PACKAGES || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$PACKAGES; }; \
 	fi || true; \
-	[ -e $@ ] || echo "warning: pdflatex is not installed; the report tests will not compile the LaTeX tables"
+	[ -e $@ ] || echo "warning: pdflatex is not installed; the report tests will not compile the LaTeX tables"; \
+	command -v pdftotext >/dev/null || echo "warning: pdftotext is not installed; the report tests will not read the charts' text"
 
 # One profile for everything: the binary, every plugin and the tests (release; libtorch
 # code is unusably slow in debug and a second profile would build tch twice).

@@ -155,8 +155,20 @@ fn the_latex_tables_are_balanced_and_escaped() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The text of the PDF at `path` by poppler's `pdftotext` (which `make test` installs where
+/// apt-get can), or `None` without it.
+fn pdf_text(path: &Path) -> Option<String> {
+    let out = std::process::Command::new("pdftotext")
+        .arg(path)
+        .arg("-")
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "pdftotext {}: {out:?}", path.display());
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
-fn every_chart_is_drawn_as_svg_and_png_and_shows_something() {
+fn every_chart_is_drawn_as_svg_pdf_and_png_and_shows_something() {
     let dir = store("charts");
     report(&dir);
     let charts = ["retrieval-toy", "curves", "noise-auroc", "token-scores-scored"];
@@ -183,12 +195,49 @@ fn every_chart_is_drawn_as_svg_and_png_and_shows_something() {
         let svg = std::fs::read_to_string(dir.join(format!("charts/{name}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.len() > 2000, "{name}.svg");
         assert!(
+            !svg.contains("<text") && svg.matches("<path").count() > 50,
+            "{name}.svg: the text is outlined"
+        );
+        let pdf = std::fs::read(dir.join(format!("charts/{name}.pdf"))).unwrap();
+        let has = |needle: &[u8]| pdf.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            pdf.starts_with(b"%PDF-") && has(b"/FontFile2") && has(b"DejaVuSans"),
+            "{name}.pdf embeds DejaVu Sans"
+        );
+        assert!(
             readme.contains(&format!("(charts/{name}.png)")),
             "README embeds {name}"
         );
     }
+    // The quantitative charts in the paper style: one and two columns wide (3.5 and 7 in, in
+    // points), without the title.
+    for name in ["retrieval-toy", "curves", "noise-auroc"] {
+        for (suffix, width) in [("1col", "252"), ("2col", "504")] {
+            let pdf = std::fs::read(dir.join(format!("charts/paper/{name}-{suffix}.pdf"))).unwrap();
+            let text = String::from_utf8_lossy(&pdf);
+            assert!(
+                text.contains(&format!("/MediaBox [0 0 {width} ")),
+                "{name}-{suffix}.pdf size"
+            );
+            assert!(dir.join(format!("charts/paper/{name}-{suffix}.svg")).exists());
+        }
+    }
+    let Some(paper) = pdf_text(&dir.join("charts/paper/retrieval-toy-2col.pdf")) else {
+        eprintln!("pdftotext not found (apt-get install poppler-utils): the charts' labels were not read");
+        std::fs::remove_dir_all(dir).unwrap();
+        return;
+    };
+    assert!(
+        paper.contains("R@1") && !paper.contains("text-to-image retrieval"),
+        "{paper}"
+    );
     // Bars and legends name what they show; the scorer-less baseline has no AUROC bar.
-    let bars = std::fs::read_to_string(dir.join("charts/retrieval-toy.svg")).unwrap();
+    let pdf = |name: &str| pdf_text(&dir.join(format!("charts/{name}.pdf"))).unwrap();
+    let bars = pdf("retrieval-toy");
+    assert!(
+        bars.contains("text-to-image retrieval"),
+        "the report's chart has its title"
+    );
     for label in [
         "plain (baseline)",
         "masked_50%",
@@ -200,9 +249,9 @@ fn every_chart_is_drawn_as_svg_and_png_and_shows_something() {
     ] {
         assert!(bars.contains(label), "retrieval chart lacks `{label}`");
     }
-    let auroc = std::fs::read_to_string(dir.join("charts/noise-auroc.svg")).unwrap();
+    let auroc = pdf("noise-auroc");
     assert!(auroc.contains("scored") && !auroc.contains("plain") && auroc.contains("chance (0.5)"));
-    let tokens = std::fs::read_to_string(dir.join("charts/token-scores-scored.svg")).unwrap();
+    let tokens = pdf("token-scores-scored");
     for token in ["woman", "click", "backpack", "masked for MTP", "injected noise"] {
         assert!(tokens.contains(token), "token chart lacks `{token}`");
     }

@@ -43,12 +43,14 @@ pub fn render(experiment: &StoredExperiment, tables: &Written, charts: &[Drawn])
     );
 
     if !charts.is_empty() {
-        s += "## Charts\n\n";
+        s += "## Charts\n\nEach also as SVG (text outlined) and PDF (font embedded); the bars and \
+              curves also in a paper style, without title or note, one and two columns wide: \
+              `charts/paper/<name>-1col.pdf`, `-2col.pdf`.\n\n";
         for c in charts {
             writeln!(
                 s,
-                "### {}\n\n![{}]({}.png)\n\n(SVG: `{}.svg`)\n",
-                c.title, c.title, c.stem, c.stem
+                "### {}\n\n![{}]({}.png)\n\n(`{}.svg`, `{}.pdf`)\n",
+                c.title, c.title, c.stem, c.stem, c.stem
             )
             .unwrap();
         }

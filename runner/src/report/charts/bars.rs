@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::stats::Stat;
-use super::{anchored, color, Chart, DrawResult, FONT};
+use super::{anchored, color, Chart, DrawResult, Layout, FONT};
 
 pub struct BarSeries {
     pub name: String,
@@ -28,7 +28,6 @@ pub struct HBars {
     pub note: String,
 }
 
-const WIDTH: u32 = 1200;
 const BAR_PX: u32 = 22;
 const GROUP_GAP_PX: u32 = 18;
 
@@ -57,28 +56,77 @@ impl HBars {
     }
 }
 
+/// The height of the title, of the legend row below the plot and of the note below that.
+const TITLE_PX: u32 = 40;
+const LEGEND_PX: u32 = 26;
+const NOTE_PX: u32 = 28;
+/// Horizontal room per x-axis label.
+const X_LABEL_PX: u32 = 70;
+
+const REFERENCE: RGBColor = RGBColor(90, 90, 90);
+
+impl HBars {
+    /// One row under the plot, from the axis on: a swatch and the name of each series, then
+    /// the reference line's (outside the plot, where no bar can hide it).
+    fn draw_legend<DB: DrawingBackend>(&self, row: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let font = anchored(14, HPos::Left, VPos::Center);
+        let width = |text: &str| {
+            (FONT, 14)
+                .into_font()
+                .box_size(text)
+                .map_or(8 * text.len() as i32, |b| b.0 as i32)
+        };
+        let (mut x, y) = (self.label_width() as i32 + 12, LEGEND_PX as i32 / 2);
+        for (j, s) in self.series.iter().enumerate() {
+            row.draw(&Rectangle::new([(x, y - 6), (x + 14, y + 6)], color(j).filled()))?;
+            row.draw_text(&s.name, &font, (x + 20, y))?;
+            x += 20 + width(&s.name) + 24;
+        }
+        if let Some((_, label)) = &self.reference {
+            row.draw(&PathElement::new(
+                [(x, y), (x + 14, y)],
+                REFERENCE.stroke_width(1),
+            ))?;
+            row.draw_text(label, &font, (x + 20, y))?;
+        }
+        Ok(())
+    }
+}
+
 impl Chart for HBars {
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, layout: Layout) -> (u32, u32) {
         let group = self.series.len() as u32 * BAR_PX + GROUP_GAP_PX;
-        (WIDTH, 150 + self.categories.len() as u32 * group)
+        let titles = if layout.titled { TITLE_PX + NOTE_PX } else { 0 };
+        (
+            layout.width,
+            82 + LEGEND_PX + titles + self.categories.len() as u32 * group,
+        )
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, layout: Layout) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE)?;
-        let (plot, footer) = root.split_vertically(self.size().1 - 28);
-        footer.draw_text(
-            &self.note,
-            &(FONT, 13).into_font().color(&RGBColor(90, 90, 90)),
-            (self.label_width() as i32, 6),
-        )?;
+        let mut plot = root.clone();
+        if layout.titled {
+            let (above, footer) = root.split_vertically(self.size(layout).1 - NOTE_PX);
+            footer.draw_text(
+                &self.note,
+                &(FONT, 13).into_font().color(&RGBColor(90, 90, 90)),
+                (self.label_width() as i32, 6),
+            )?;
+            plot = above.titled(&self.title, (FONT, 20))?;
+        }
+        let (plot, legend) = plot.split_vertically(plot.dim_in_pixel().1 - LEGEND_PX);
+        self.draw_legend(&legend)?;
         let n = self.categories.len() as f64;
         let k = self.series.len().max(1) as f64;
         let x_max = self.x_max();
         let mut chart = ChartBuilder::on(&plot)
-            .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(46)
             .y_label_area_size(self.label_width())
@@ -87,6 +135,7 @@ impl Chart for HBars {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
+            .x_labels((layout.width.saturating_sub(self.label_width()) / X_LABEL_PX).max(2) as usize)
             .x_desc(&self.x_label)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 15))
@@ -101,13 +150,10 @@ impl Chart for HBars {
         let value_font = TextStyle::from((FONT, 13).into_font());
         for (j, s) in self.series.iter().enumerate() {
             let c = color(j);
-            chart
-                .draw_series(s.values.iter().enumerate().filter_map(|(i, v)| {
-                    let (lo, hi) = bar(i, j);
-                    v.map(|v| Rectangle::new([(0.0, lo), (v.mean, hi)], c.filled()))
-                }))?
-                .label(&s.name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+            chart.draw_series(s.values.iter().enumerate().filter_map(|(i, v)| {
+                let (lo, hi) = bar(i, j);
+                v.map(|v| Rectangle::new([(0.0, lo), (v.mean, hi)], c.filled()))
+            }))?;
             for (i, v) in s.values.iter().enumerate() {
                 let (lo, hi) = bar(i, j);
                 let mid = (lo + hi) / 2.0;
@@ -142,24 +188,14 @@ impl Chart for HBars {
                 )))?;
             }
         }
-        if let Some((x, label)) = &self.reference {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(*x, 0.0), (*x, n)],
-                    6,
-                    4,
-                    RGBColor(90, 90, 90).stroke_width(1),
-                ))?
-                .label(label)
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RGBColor(90, 90, 90)));
+        if let Some((x, _)) = &self.reference {
+            chart.draw_series(DashedLineSeries::new(
+                [(*x, 0.0), (*x, n)],
+                6,
+                4,
+                REFERENCE.stroke_width(1),
+            ))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(160, 160, 160))
-            .label_font((FONT, 14))
-            .draw()?;
         // Variant names, right-aligned against the axis at each group's centre.
         let label_font = anchored(15, HPos::Right, VPos::Center);
         for (i, name) in self.categories.iter().enumerate() {

@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{anchored, color, Chart, DrawResult, FONT};
+use super::{anchored, color, Chart, DrawResult, Layout, FONT};
 
 pub struct Line {
     /// Index into the legend (and the palette).
@@ -27,38 +27,73 @@ pub struct Curves {
     pub legend: Vec<(usize, String)>,
 }
 
-const WIDTH: u32 = 1200;
-const PANEL_HEIGHT: u32 = 470;
-const LEGEND_COLUMNS: usize = 3;
+const TITLE_PX: u32 = 40;
+/// A panel's height beside the others, per pixel of the chart's width.
+const PANEL_ASPECT: f64 = 0.39;
+/// Below this width the panels stack, each this high.
+const STACK_BELOW_PX: u32 = 600;
+const STACKED_PANEL_PX: u32 = 240;
+const LEGEND_COLUMN_PX: u32 = 300;
 const LEGEND_ROW_PX: u32 = 24;
 
 impl Curves {
-    fn legend_height(&self) -> u32 {
-        self.legend.len().div_ceil(LEGEND_COLUMNS) as u32 * LEGEND_ROW_PX + 16
+    /// Panels side by side, or stacked on a narrow chart.
+    fn stacked(layout: Layout) -> bool {
+        layout.width < STACK_BELOW_PX
+    }
+
+    fn panels_height(&self, layout: Layout) -> u32 {
+        if Self::stacked(layout) {
+            STACKED_PANEL_PX * self.panels.len() as u32
+        } else {
+            (f64::from(layout.width) * PANEL_ASPECT).round() as u32
+        }
+    }
+
+    fn legend_columns(layout: Layout) -> usize {
+        (layout.width / LEGEND_COLUMN_PX).clamp(1, 3) as usize
+    }
+
+    fn legend_height(&self, layout: Layout) -> u32 {
+        self.legend.len().div_ceil(Self::legend_columns(layout)) as u32 * LEGEND_ROW_PX + 16
     }
 }
 
 impl Chart for Curves {
-    fn size(&self) -> (u32, u32) {
-        (WIDTH, 40 + PANEL_HEIGHT + self.legend_height())
+    fn size(&self, layout: Layout) -> (u32, u32) {
+        let title = if layout.titled { TITLE_PX } else { 0 };
+        (
+            layout.width,
+            title + self.panels_height(layout) + self.legend_height(layout),
+        )
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, layout: Layout) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE)?;
-        let body = root.titled(&self.title, (FONT, 20))?;
-        let (panels, legend) = body.split_vertically(PANEL_HEIGHT);
-        let areas = panels.split_evenly((1, self.panels.len()));
+        let body = if layout.titled {
+            root.titled(&self.title, (FONT, 20))?
+        } else {
+            root.clone()
+        };
+        let (panels, legend) = body.split_vertically(self.panels_height(layout));
+        let grid = if Self::stacked(layout) {
+            (self.panels.len(), 1)
+        } else {
+            (1, self.panels.len())
+        };
+        let areas = panels.split_evenly(grid);
         for (panel, area) in self.panels.iter().zip(&areas) {
             draw_panel(panel, area)?;
         }
         let font = anchored(14, HPos::Left, VPos::Center);
-        let column = WIDTH as i32 / LEGEND_COLUMNS as i32;
+        let columns = Self::legend_columns(layout);
+        let column = layout.width as i32 / columns as i32;
         for (i, (c, name)) in self.legend.iter().enumerate() {
-            let x = 40 + (i % LEGEND_COLUMNS) as i32 * column;
-            let y = 12 + (i / LEGEND_COLUMNS) as i32 * LEGEND_ROW_PX as i32;
+            let x = 40 + (i % columns) as i32 * column;
+            let y = 12 + (i / columns) as i32 * LEGEND_ROW_PX as i32;
             legend.draw(&PathElement::new(
                 [(x, y), (x + 26, y)],
                 color(*c).stroke_width(3),

@@ -1,5 +1,8 @@
-//! The report's charts, each drawn once per backend — SVG for papers, PNG for READMEs —
-//! with DejaVu Sans compiled in, so a PNG looks the same on every machine.
+//! The report's charts, each drawn once per backend — SVG and PDF for papers, PNG for
+//! READMEs — with DejaVu Sans compiled in: the PNG looks the same on every machine, the SVG
+//! has its text outlined and the PDF embeds the font, so neither depends on the reader's
+//! fonts. The quantitative charts also come in a paper style (`charts/paper/`): without
+//! their titles and notes (a paper's caption says those), one and two columns wide.
 
 mod bars;
 mod curves;
@@ -24,10 +27,44 @@ use super::ReportError;
 
 type DrawResult = Result<(), Box<dyn Error>>;
 
+/// How a chart is laid out: its width in SVG pixels (1/96 in in the PDF), and whether it
+/// carries its title and notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub width: u32,
+    pub titled: bool,
+}
+
+impl Layout {
+    /// The report's own charts.
+    pub const SCREEN: Self = Self {
+        width: 1200,
+        titled: true,
+    };
+    /// A paper's figures: one column of a two-column paper (3.5 in) and the text width
+    /// (7 in), so that the charts' 13–15 px text prints at 10–11 pt.
+    pub const PAPER: [(&'static str, Self); 2] = [
+        (
+            "1col",
+            Self {
+                width: 336,
+                titled: false,
+            },
+        ),
+        (
+            "2col",
+            Self {
+                width: 672,
+                titled: false,
+            },
+        ),
+    ];
+}
+
 /// A chart that knows its size and draws itself on any plotters backend.
 trait Chart {
-    fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    fn size(&self, layout: Layout) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, layout: Layout) -> DrawResult
     where
         DB::ErrorType: 'static;
 }
@@ -75,30 +112,18 @@ fn register_fonts() {
     });
 }
 
-/// Writes `<dir>/<name>.svg` and `<dir>/<name>.png`.
-fn save(chart: &impl Chart, dir: &Path, name: &str) -> Result<Vec<PathBuf>, ReportError> {
+/// Writes `<dir>/<name>.{svg,pdf,png}`, and with `paper` the paper styles
+/// `<dir>/paper/<name>-{1col,2col}.{svg,pdf}`.
+fn save(chart: &impl Chart, dir: &Path, name: &str, paper: bool) -> Result<Vec<PathBuf>, ReportError> {
     register_fonts();
-    let (svg, png) = (dir.join(format!("{name}.svg")), dir.join(format!("{name}.png")));
-    let failed = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: Box<dyn Error>| ReportError::Chart {
-            path,
-            message: e.to_string(),
-        }
-    };
-    let size = chart.size();
-    {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
-        chart
-            .draw(&root)
-            .and_then(|()| Ok(root.present()?))
-            .map_err(failed(&svg))?;
-    }
+    let mut files = vector(chart, Layout::SCREEN, &dir.join(name))?;
+    let png = dir.join(format!("{name}.png"));
+    let size = chart.size(Layout::SCREEN);
     let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         chart
-            .draw(&root)
+            .draw(&root, Layout::SCREEN)
             .and_then(|()| Ok(root.present()?))
             .map_err(failed(&png))?;
     }
@@ -106,7 +131,66 @@ fn save(chart: &impl Chart, dir: &Path, name: &str) -> Result<Vec<PathBuf>, Repo
         .expect("the buffer has the image's size")
         .save(&png)
         .map_err(|e| failed(&png)(Box::new(e)))?;
-    Ok(vec![svg, png])
+    files.push(png);
+    if paper {
+        let paper_dir = dir.join("paper");
+        std::fs::create_dir_all(&paper_dir).map_err(|source| ReportError::Io {
+            path: paper_dir.clone(),
+            source,
+        })?;
+        for (suffix, layout) in Layout::PAPER {
+            files.extend(vector(
+                chart,
+                layout,
+                &paper_dir.join(format!("{name}-{suffix}")),
+            )?);
+        }
+    }
+    Ok(files)
+}
+
+fn failed(path: &Path) -> impl FnOnce(Box<dyn Error>) -> ReportError {
+    let path = path.to_path_buf();
+    move |e| ReportError::Chart {
+        path,
+        message: e.to_string(),
+    }
+}
+
+/// `<stem>.svg` with its text outlined and `<stem>.pdf` with the font embedded, drawn in
+/// `layout`.
+fn vector(chart: &impl Chart, layout: Layout, stem: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let (svg, pdf) = (stem.with_extension("svg"), stem.with_extension("pdf"));
+    let mut drawn = String::new();
+    {
+        let root = SVGBackend::with_string(&mut drawn, chart.size(layout)).into_drawing_area();
+        chart
+            .draw(&root, layout)
+            .and_then(|()| Ok(root.present()?))
+            .map_err(failed(&svg))?;
+    }
+    let tree = svg_tree(&drawn).map_err(failed(&svg))?;
+    let outlined = tree.to_string(&svg2pdf::usvg::WriteOptions::default());
+    let pages = svg2pdf::PageOptions { dpi: 96.0 };
+    let document = svg2pdf::to_pdf(&tree, svg2pdf::ConversionOptions::default(), pages)
+        .map_err(|e| failed(&pdf)(format!("{e:?}").into()))?;
+    for (path, bytes) in [(&svg, outlined.as_bytes()), (&pdf, &document[..])] {
+        std::fs::write(path, bytes).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(vec![svg, pdf])
+}
+
+/// The SVG plotters drew, parsed with the bundled DejaVu Sans as its `sans-serif`.
+fn svg_tree(svg: &str) -> Result<svg2pdf::usvg::Tree, Box<dyn Error>> {
+    let mut options = svg2pdf::usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(dejavu::sans::regular().to_vec());
+    fonts.load_font_data(dejavu::sans::bold().to_vec());
+    fonts.set_sans_serif_family("DejaVu Sans");
+    Ok(svg2pdf::usvg::Tree::from_str(svg, &options)?)
 }
 
 /// A file-name form of a variant or dataset name.
@@ -146,21 +230,21 @@ pub fn draw_all(
         let chart = retrieval_bars(experiment, &stats, dataset);
         let name = format!("retrieval-{}", slug(dataset));
         add(
-            save(&chart, dir, &name)?,
+            save(&chart, dir, &name, true)?,
             name,
             format!("R@1 and mAP on {dataset}"),
         );
     }
     if let Some(chart) = training_curves(experiment, &stats, datasets.first().map(String::as_str)) {
         add(
-            save(&chart, dir, "curves")?,
+            save(&chart, dir, "curves", true)?,
             "curves".into(),
             "Training curves".into(),
         );
     }
     if let Some(chart) = noise_auroc(experiment, &stats) {
         add(
-            save(&chart, dir, "noise-auroc")?,
+            save(&chart, dir, "noise-auroc", true)?,
             "noise-auroc".into(),
             "How well each scorer finds the injected noise tokens".into(),
         );
@@ -182,7 +266,7 @@ pub fn draw_all(
         );
         let name = format!("token-scores-{}", slug(variant));
         add(
-            save(&chart, dir, &name)?,
+            save(&chart, dir, &name, false)?,
             name,
             format!("Token scores and masks: {variant}"),
         );

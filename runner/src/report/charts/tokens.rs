@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{anchored, Chart, DrawResult, FONT};
+use super::{anchored, Chart, DrawResult, Layout, FONT};
 use crate::eval::token_scores::{CaptionScores, TokenScores};
 
 const WIDTH: u32 = 1200;
@@ -137,17 +137,21 @@ impl<'a> TokenFigure<'a> {
     }
 }
 
+/// The figure wraps its captions when it is built, so it keeps its own width whatever the
+/// layout; the layout only says whether it carries its title.
 impl Chart for TokenFigure<'_> {
-    fn size(&self) -> (u32, u32) {
+    fn size(&self, _: Layout) -> (u32, u32) {
         (WIDTH, self.height)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, layout: Layout) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE)?;
-        root.draw_text(&self.title, &anchored(20, HPos::Left, VPos::Top), (MARGIN, 16))?;
+        if layout.titled {
+            root.draw_text(&self.title, &anchored(20, HPos::Left, VPos::Top), (MARGIN, 16))?;
+        }
         self.draw_legend(root)?;
         let label_font = (FONT, 13)
             .into_font()
