@@ -69,85 +69,26 @@ impl Comparison {
     pub fn build(experiments: &[StoredExperiment], baseline: Option<&str>) -> Self {
         let rows = rows(experiments);
         let groups = groups(experiments);
-        let key_of = |e: &StoredExperiment, variant: &str| -> String {
-            e.presentation
-                .labels
-                .get(variant)
-                .cloned()
-                .unwrap_or_else(|| variant.to_string())
-        };
         let baseline = baseline.map(String::from).or_else(|| {
             let first = experiments.first()?;
-            Some(key_of(first, first.baseline.as_deref()?))
+            Some(row_key(first, first.baseline.as_deref()?))
         });
-        // (row, group, metric) → value per seed, and (row, group, seed) → the run's folder
-        // and evaluated epoch.
-        let mut cells: BTreeMap<(usize, usize, usize), BTreeMap<u64, f64>> = BTreeMap::new();
-        let mut runs: HashMap<(usize, usize, u64), (RunDir, u64)> = HashMap::new();
-        for (ei, e) in experiments.iter().enumerate() {
-            for f in finals(e) {
-                let key = key_of(e, &f.variant);
-                let row = rows
-                    .iter()
-                    .position(|r| r.key == key)
-                    .expect("rows cover every variant");
-                let group = groups
-                    .iter()
-                    .position(|g| g.experiment == ei && g.dataset == f.dataset)
-                    .expect("groups cover every dataset");
-                let metric = METRICS
-                    .iter()
-                    .position(|(m, _)| *m == f.metric)
-                    .expect("a known metric");
-                cells
-                    .entry((row, group, metric))
-                    .or_default()
-                    .insert(f.seed, f.value);
-                let dir = e
-                    .dir
-                    .join("runs")
-                    .join(&f.variant)
-                    .join(format!("seed-{}", f.seed));
-                runs.insert((row, group, f.seed), (RunDir::at(dir), f.epoch));
-            }
-        }
-        // The per-query values of a run's final evaluation, when its folder kept them.
-        let per_query = |row: usize, group: usize, seed: u64, metric: &str| -> Option<Vec<f64>> {
-            let (dir, epoch) = runs.get(&(row, group, seed))?;
-            let (kept, queries) = dir.queries(&groups[group].dataset)?;
-            (kept == *epoch).then(|| queries.values(metric)).flatten()
-        };
+        let cells = Cells::collect(experiments, &rows, &groups);
         let base_row = baseline
             .as_ref()
             .and_then(|b| rows.iter().position(|r| &r.key == b));
         let summaries = cells
+            .values
             .iter()
             .map(|(&(row, group, metric), values)| {
-                let m = METRICS[metric].0;
                 let base = base_row
                     .filter(|&b| b != row)
-                    .map(|b| (b, cells.get(&(b, group, metric))));
-                let test = |base_row: usize, base: &BTreeMap<u64, f64>| {
-                    let shared: Vec<u64> = values.keys().filter(|s| base.contains_key(s)).copied().collect();
-                    match shared[..] {
-                        [seed] => significance::bootstrap(
-                            &per_query(row, group, seed, m)?,
-                            &per_query(base_row, group, seed, m)?,
-                        ),
-                        _ => significance::paired_t(
-                            &shared.iter().map(|s| values[s]).collect::<Vec<_>>(),
-                            &shared.iter().map(|s| base[s]).collect::<Vec<_>>(),
-                        ),
-                    }
-                };
-                let base = base.and_then(|(b, values)| Some((b, values?)));
+                    .filter(|&b| cells.values.contains_key(&(b, group, metric)));
                 summary(
-                    row,
-                    group,
-                    m,
+                    (row, group, METRICS[metric].0),
                     values,
-                    base.map(|(_, v)| v),
-                    base.and_then(|(b, v)| test(b, v)),
+                    base.map(|b| &cells.values[&(b, group, metric)]),
+                    base.and_then(|b| cells.test((row, group, metric), b)),
                 )
             })
             .collect();
@@ -366,12 +307,10 @@ impl Comparison {
     }
 }
 
-/// The statistics of one cell, with `base` the baseline's values of the same cell and
-/// `test` the test against them.
+/// The statistics of the cell at `(row, group, metric)`, with `base` the baseline's values
+/// of the same cell and `test` the test against them.
 fn summary(
-    row: usize,
-    group: usize,
-    metric: &'static str,
+    (row, group, metric): (usize, usize, &'static str),
     values: &BTreeMap<u64, f64>,
     base: Option<&BTreeMap<u64, f64>>,
     test: Option<Test>,
@@ -392,6 +331,98 @@ fn summary(
         delta,
         test,
     }
+}
+
+/// The finished runs' final values, placed in the table.
+struct Cells<'a> {
+    groups: &'a [Group],
+    /// (row, group, metric index) → value per seed.
+    values: BTreeMap<(usize, usize, usize), BTreeMap<u64, f64>>,
+    /// (row, group, seed) → the run's folder and the epoch of its final evaluation.
+    runs: HashMap<(usize, usize, u64), (RunDir, u64)>,
+}
+
+impl<'a> Cells<'a> {
+    fn collect(experiments: &[StoredExperiment], rows: &[Row], groups: &'a [Group]) -> Self {
+        let mut cells = Self {
+            groups,
+            values: BTreeMap::new(),
+            runs: HashMap::new(),
+        };
+        for (ei, e) in experiments.iter().enumerate() {
+            for f in finals(e) {
+                let key = row_key(e, &f.variant);
+                let row = rows
+                    .iter()
+                    .position(|r| r.key == key)
+                    .expect("rows cover every variant");
+                let group = groups
+                    .iter()
+                    .position(|g| g.experiment == ei && g.dataset == f.dataset)
+                    .expect("groups cover every dataset");
+                let metric = METRICS
+                    .iter()
+                    .position(|(m, _)| *m == f.metric)
+                    .expect("a known metric");
+                cells
+                    .values
+                    .entry((row, group, metric))
+                    .or_default()
+                    .insert(f.seed, f.value);
+                let dir = e
+                    .dir
+                    .join("runs")
+                    .join(&f.variant)
+                    .join(format!("seed-{}", f.seed));
+                cells
+                    .runs
+                    .insert((row, group, f.seed), (RunDir::at(dir), f.epoch));
+            }
+        }
+        cells
+    }
+
+    /// The test of the cell at `(row, group, metric)` against row `base`'s: a paired t-test
+    /// over the seeds both ran, or with one shared seed a bootstrap over the queries of the
+    /// two runs' final evaluations (when their folders kept them).
+    fn test(&self, (row, group, metric): (usize, usize, usize), base: usize) -> Option<Test> {
+        let values = &self.values[&(row, group, metric)];
+        let base_values = self.values.get(&(base, group, metric))?;
+        let shared: Vec<u64> = values
+            .keys()
+            .filter(|s| base_values.contains_key(s))
+            .copied()
+            .collect();
+        let m = METRICS[metric].0;
+        match shared[..] {
+            [seed] => significance::bootstrap(
+                &self.per_query(row, group, seed, m)?,
+                &self.per_query(base, group, seed, m)?,
+            ),
+            _ => significance::paired_t(
+                &shared.iter().map(|s| values[s]).collect::<Vec<_>>(),
+                &shared.iter().map(|s| base_values[s]).collect::<Vec<_>>(),
+            ),
+        }
+    }
+
+    /// The per-query values of `metric` in a run's final evaluation, when its folder kept
+    /// them for that epoch.
+    fn per_query(&self, row: usize, group: usize, seed: u64, metric: &str) -> Option<Vec<f64>> {
+        let (dir, epoch) = self.runs.get(&(row, group, seed))?;
+        let (kept, queries) = dir.queries(&self.groups[group].dataset)?;
+        (kept == *epoch).then(|| queries.values(metric)).flatten()
+    }
+}
+
+/// A variant's row: its label, or else its name.
+pub fn row_key(experiment: &StoredExperiment, variant: &str) -> String {
+    experiment
+        .presentation
+        .labels
+        .get(variant)
+        .cloned()
+        .unwrap_or_else(|| variant.to_string())
 }
 
 /// The rows: every variant of every experiment, in spec order, one per label (or name).

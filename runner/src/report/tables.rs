@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 
-use super::compare::{Comparison, Row};
+use super::compare::{row_key, Comparison, Row};
 use super::store::{StoredExperiment, StoredRun};
 use super::text_table::{Cell, TextTable};
 use super::ReportError;
@@ -330,7 +330,7 @@ pub fn ablation(experiments: &[StoredExperiment], comparison: &Comparison) -> Op
             let config = experiments.iter().find_map(|e| {
                 e.runs
                     .iter()
-                    .filter(|r| e.presentation.labels.get(&r.variant).unwrap_or(&r.variant) == &row.key)
+                    .filter(|r| row_key(e, &r.variant) == row.key)
                     .find_map(|r| r.config.as_ref())
             })?;
             let mut flat = BTreeMap::new();
