@@ -39,7 +39,9 @@ pub enum Action {
 }
 
 impl Selection {
-    fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
+    /// What `run` does with `plan`'s run, whose folder is `dir`, by its stored status (locks
+    /// aside: [`Action::Busy`] is for the caller that tried the lock).
+    pub fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
         if !self.only.is_empty() && !self.only.contains(&plan.variant) {
             return Action::NotSelected;
         }
@@ -120,7 +122,7 @@ fn run_reason(status: Option<&crate::store::Status>, plan: &RunPlan, force: bool
 /// the store shows the whole matrix from the start; a result of another identity moves to
 /// the run's history first. Runs another process holds are left alone. Returns a line for
 /// each stored result that runs again, saying what changed and where the old one went.
-fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
+pub fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
     let out = spec.output_dir();
     ExperimentIndex::of(spec).write(&out)?;
     let mut notes = Vec::new();

@@ -11,6 +11,8 @@ pub mod new_plugin;
 pub mod plugins;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod status;
 pub mod validate;
 
 use std::collections::BTreeSet;

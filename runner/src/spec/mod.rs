@@ -1,5 +1,6 @@
 //! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
-//! `[[variant]]` tables deep-merged over it. Expanding a spec gives one [`RunPlan`] per
+//! `[[variant]]` tables deep-merged over it, and an optional `[slurm]` table of what one run
+//! asks a SLURM cluster for (no part of a run's identity). Expanding a spec gives one [`RunPlan`] per
 //! variant × seed, each with the fully resolved configuration and its hash; once the
 //! plugins are loaded, [`Spec::bind`] completes each run's identity (see [`identity`]).
 
@@ -125,6 +126,8 @@ impl RunPlan {
 pub struct Spec {
     pub file: PathBuf,
     pub experiment: Experiment,
+    /// `[slurm]`: the resources of one run's task on a cluster.
+    pub slurm: crate::slurm::Resources,
     pub runs: Vec<RunPlan>,
     /// The spec's text, to point errors found later (plugin options) at a line.
     text: String,
@@ -164,31 +167,37 @@ impl Spec {
             message,
         };
         for key in root.keys() {
-            if !["experiment", "base", "variant"].contains(&key.as_str()) {
+            if !["experiment", "base", "variant", "slurm"].contains(&key.as_str()) {
                 return Err(SpecError::Invalid {
                     file: file.into(),
                     line: line_of(text, key),
                     path: key.clone(),
-                    message: "unknown top-level table; expected `experiment`, `base` or `variant`".into(),
+                    message: "unknown top-level table; expected `experiment`, `base`, `variant` or `slurm`"
+                        .into(),
                 });
             }
         }
-        // `--set experiment.key=value` changes the experiment table; any other key path is
-        // relative to the run configuration.
-        let (experiment_overrides, overrides): (Vec<&String>, Vec<&String>) =
-            overrides.iter().partition(|o| o.starts_with("experiment."));
-        let mut experiment_table = root
+        // `--set experiment.key=value` and `--set slurm.key=value` change those tables; any
+        // other key path is relative to the run configuration.
+        let (table_overrides, overrides): (Vec<&String>, Vec<&String>) = overrides
+            .iter()
+            .partition(|o| o.starts_with("experiment.") || o.starts_with("slurm."));
+        let experiment_table = root
             .remove("experiment")
             .ok_or_else(|| structure("missing `[experiment]` table".into()))?;
-        for assignment in experiment_overrides {
-            let inner = &assignment["experiment.".len()..];
-            merge::apply_override(&mut experiment_table, inner).map_err(|message| SpecError::Override {
-                file: file.into(),
-                assignment: assignment.clone(),
-                message,
-            })?;
-        }
+        let experiment_table = overridden(file, "experiment", experiment_table, &table_overrides)?;
         let experiment: Experiment = deserialize(file, text, "experiment", experiment_table)?;
+        let slurm_table = root
+            .remove("slurm")
+            .unwrap_or_else(|| Value::Table(Default::default()));
+        let slurm_table = overridden(file, "slurm", slurm_table, &table_overrides)?;
+        let slurm: crate::slurm::Resources = deserialize(file, text, "slurm", slurm_table)?;
+        slurm.check().map_err(|message| SpecError::Invalid {
+            file: file.into(),
+            line: line_of(text, "directives"),
+            path: "slurm.directives".into(),
+            message,
+        })?;
         if experiment.seeds.is_empty() {
             return Err(structure(
                 "`experiment.seeds` is empty; give at least one seed".into(),
@@ -249,6 +258,7 @@ impl Spec {
         Ok(Self {
             file: file.into(),
             experiment,
+            slurm,
             runs,
             text: text.to_string(),
         })
@@ -389,6 +399,21 @@ fn interpolate_env(
         })?;
     }
     Ok(())
+}
+
+/// `table` (the spec's `[name]`) with the `--set name.key=value` among `overrides` applied.
+fn overridden(file: &Path, name: &str, mut table: Value, overrides: &[&String]) -> Result<Value, SpecError> {
+    let prefix = format!("{name}.");
+    for assignment in overrides.iter().filter(|o| o.starts_with(&prefix)) {
+        merge::apply_override(&mut table, &assignment[prefix.len()..]).map_err(|message| {
+            SpecError::Override {
+                file: file.into(),
+                assignment: assignment.to_string(),
+                message,
+            }
+        })?;
+    }
+    Ok(table)
 }
 
 fn with_variant(e: SpecError, variant: &str) -> SpecError {

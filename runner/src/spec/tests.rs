@@ -365,3 +365,31 @@ fn set_reaches_one_array_element_by_index_or_name() {
         .to_string();
     assert!(err.contains("`data.eval` has 2 element(s)"), "{err}");
 }
+
+#[test]
+fn the_slurm_table_is_typed_overridable_and_no_part_of_a_runs_identity() {
+    let plain = parse(SPEC, &[]).unwrap();
+    assert_eq!(plain.slurm, crate::slurm::Resources::default());
+    let with = format!("{SPEC}\n[slurm]\npartition = \"gpu\"\ngpus = 2\ndirectives = [\"--qos=high\"]\n");
+    let spec = parse(&with, &["slurm.time=\"1:00:00\""]).unwrap();
+    assert_eq!(spec.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(
+        (spec.slurm.gpus, spec.slurm.time.as_deref()),
+        (2, Some("1:00:00"))
+    );
+    assert_eq!(
+        spec.runs[0].hash, plain.runs[0].hash,
+        "where a run trains is not what it is"
+    );
+    let err = parse(&with.replace("gpus = 2", "gpu = 2"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("slurm") && err.contains("gpu"), "{err}");
+    let err = parse(&with.replace("\"--qos=high\"", "\"qos=high\""), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("slurm.directives") && err.contains("--qos=high"),
+        "{err}"
+    );
+}
