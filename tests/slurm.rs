@@ -3,7 +3,8 @@
 //! started it). An ablation of 2 variants × 2 seeds submitted as one job array trains each
 //! run exactly once and writes the report; a second submission, while the array waits or
 //! runs and after it, finds nothing to do; a task killed with scancel leaves its run to
-//! resume from its checkpoint at the next submission.
+//! resume from its checkpoint at the next submission; and `srun -n 2 gadms-run run SPEC`
+//! trains one run across its two tasks (on Gloo, where the build has it) with no flag.
 //!
 //! Skipped, saying why, where SLURM cannot be set up (no apt-get, not root) or with
 //! `GADMS_TEST_SLURM=0`.
@@ -163,12 +164,13 @@ fn args<'a>(spec: &'a Path, rest: &[&'a str]) -> Vec<&'a OsStr> {
 }
 
 #[test]
-fn an_ablation_runs_on_slurm_once_per_run_and_a_killed_task_resumes() {
+fn an_ablation_array_a_killed_task_and_an_srun_step_on_a_real_slurm() {
     let Some(cluster) = Cluster::up() else {
         return;
     };
     an_array_trains_every_run_once(&cluster);
     a_killed_task_leaves_its_run_to_the_next_submission(&cluster);
+    the_tasks_of_an_srun_step_train_one_run_as_its_ranks(&cluster);
 }
 
 fn an_array_trains_every_run_once(cluster: &Cluster) {
@@ -292,5 +294,44 @@ fn a_killed_task_leaves_its_run_to_the_next_submission(cluster: &Cluster) {
     assert_eq!(read_json(&run.join("status.json"))["state"], "done");
     let log = std::fs::read_to_string(run.join("run.log")).unwrap();
     assert!(log.contains("resumed after epoch"), "{log}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn the_tasks_of_an_srun_step_train_one_run_as_its_ranks(cluster: &Cluster) {
+    let (_, doctor) = cluster.gadms(&[OsStr::new("doctor")]);
+    if !doctor
+        .lines()
+        .any(|l| l.starts_with("Gloo") && l.ends_with(": available"))
+    {
+        eprintln!("srun check skipped: this build has no Gloo for training across CPU processes");
+        return;
+    }
+    let dir = cli::scratch("slurm-srun");
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, tiny::one_run("srun")).unwrap();
+    let mut srun = Command::new("srun");
+    srun.args(["--ntasks=2", "--time=00:10:00"])
+        .arg(env!("CARGO_BIN_EXE_gadms-run"))
+        .arg("run")
+        .arg(&spec)
+        .env("SLURM_CONF", &cluster.conf)
+        .env("GADMS_PLUGIN_PATH", "");
+    let (out, text) = cli::output(srun);
+    assert!(out.status.success(), "{text}");
+    let run = dir.join("out/srun/runs/clip/seed-1");
+    assert_eq!(read_json(&run.join("status.json"))["state"], "done", "{text}");
+    let provenance = read_json(&run.join("provenance.json"));
+    assert_eq!(
+        provenance["sessions"][0]["ranks"], 2,
+        "one run across both tasks: {provenance}"
+    );
+    let rendezvous: Vec<String> = std::fs::read_dir(dir.join("out/srun/rendezvous"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        rendezvous.len() == 1 && rendezvous[0].starts_with("slurm-") && rendezvous[0].ends_with(".0"),
+        "the ranks met in the step's folder: {rendezvous:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

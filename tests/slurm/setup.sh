@@ -5,8 +5,9 @@
 # is left as it is. Prints `SLURM_CONF=<file>` last; clients (sbatch, squeue, gadms-run's
 # submission) find the cluster through that variable. Stop it with tests/slurm/stop.sh.
 #
-# Exit status 2 means SLURM cannot be set up here (no apt-get, not root and no sudo without
-# a password, or the packages failed to install); the test then skips with this message.
+# Exit status 2 means SLURM cannot be set up here (not root, no apt-get, or the packages
+# failed to install); the test then skips with this message. Any other failure (a daemon
+# that does not come up) is an error.
 #
 # Usage: tests/slurm/setup.sh [FOLDER]   (default: $GADMS_SLURM_DIR, else /tmp/gadms-slurm)
 set -euo pipefail
@@ -20,22 +21,22 @@ cannot() {
     exit 2
 }
 
+fail() {
+    echo "SLURM set-up failed: $*" >&2
+    exit 1
+}
+
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# The packages, with apt-get as root or through sudo that does not prompt.
+# The packages, with apt-get.
 install_packages() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && return
     command -v apt-get >/dev/null || cannot "slurm-wlm is not installed and there is no apt-get"
-    local sudo=""
-    if [ "$(id -u)" != 0 ]; then
-        sudo -n true 2>/dev/null || cannot "slurm-wlm is not installed, and installing it needs root (or sudo without a password)"
-        sudo="sudo -n"
-    fi
     export DEBIAN_FRONTEND=noninteractive
     local packages=(slurm-wlm munge)
-    $sudo apt-get install -y --no-install-recommends "${packages[@]}" >"$DIR/apt.log" 2>&1 \
-        || { $sudo apt-get update >>"$DIR/apt.log" 2>&1 \
-            && $sudo apt-get install -y --no-install-recommends "${packages[@]}" >>"$DIR/apt.log" 2>&1; } \
+    apt-get install -y --no-install-recommends "${packages[@]}" >"$DIR/apt.log" 2>&1 \
+        || { apt-get update >>"$DIR/apt.log" 2>&1 \
+            && apt-get install -y --no-install-recommends "${packages[@]}" >>"$DIR/apt.log" 2>&1; } \
         || cannot "apt-get install slurm-wlm munge failed (see $DIR/apt.log)"
 }
 
@@ -53,7 +54,7 @@ start_munge() {
         munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return
         sleep 0.1
     done
-    cannot "munged does not answer"
+    fail "munged does not answer (see /var/log/munge/)"
 }
 
 write_config() {
@@ -97,10 +98,13 @@ if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && node_idle; then
     echo "SLURM_CONF=$CONF"
     exit 0
 fi
+# The daemons run as root here (SlurmUser=root, munged's folders), as apt-get does.
+[ "$(id -u)" = 0 ] || cannot "it needs root (to install slurm-wlm and run its daemons as root)"
 install_packages
 start_munge
 write_config
-alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF"
+# A fresh controller forgets the jobs of an earlier cluster in this folder (-c).
+alive "$DIR/slurmctld.pid" || slurmctld -c -f "$CONF"
 alive "$DIR/slurmd.pid" || slurmd -f "$CONF"
 for _ in $(seq 60); do
     if node_idle; then
@@ -109,4 +113,4 @@ for _ in $(seq 60); do
     fi
     sleep 0.5
 done
-cannot "the node did not come up within 30 s (see $DIR/log/)"
+fail "the node did not come up within 30 s (see $DIR/log/)"
