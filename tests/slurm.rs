@@ -2,7 +2,8 @@
 //! and starts a cluster of this one machine (stopped again after the test when the test
 //! started it). An ablation of 2 variants × 2 seeds submitted as one job array trains each
 //! run exactly once and writes the report; a second submission, while the array waits or
-//! runs and after it, finds nothing to do; a task killed with scancel leaves its run to
+//! runs and after it, finds nothing to do; a task whose run fails leaves it `failed`, as a
+//! local run does; a task killed with scancel leaves its run to
 //! resume from its checkpoint at the next submission; and `srun -n 2 gadms-run run SPEC`
 //! trains one run across its two tasks (on Gloo, where the build has it) with no flag.
 //!
@@ -164,11 +165,12 @@ fn args<'a>(spec: &'a Path, rest: &[&'a str]) -> Vec<&'a OsStr> {
 }
 
 #[test]
-fn an_ablation_array_a_killed_task_and_an_srun_step_on_a_real_slurm() {
+fn arrays_tasks_and_srun_steps_on_a_real_one_node_slurm() {
     let Some(cluster) = Cluster::up() else {
         return;
     };
     an_array_trains_every_run_once(&cluster);
+    a_failing_task_leaves_its_run_failed(&cluster);
     a_killed_task_leaves_its_run_to_the_next_submission(&cluster);
     the_tasks_of_an_srun_step_train_one_run_as_its_ranks(&cluster);
 }
@@ -255,6 +257,29 @@ fn an_array_trains_every_run_once(cluster: &Cluster) {
     assert!(out.status.success(), "{again}");
     assert!(
         again.contains("0 of 4 selected run(s) to submit") && again.contains("nothing to submit"),
+        "{again}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn a_failing_task_leaves_its_run_failed(cluster: &Cluster) {
+    let dir = cli::scratch("slurm-failing");
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, tiny::one_run("failing").replace("lr = 1e-4", "lr = 1e30")).unwrap();
+    let (out, text) = cluster.gadms(&args(&spec, &[]));
+    assert!(out.status.success(), "{text}");
+    let (array, report) = submitted(&text);
+    cluster.wait_for(&[&array, &report]);
+    let status = read_json(&dir.join("out/failing/runs/clip/seed-1/status.json"));
+    assert_eq!(status["state"], "failed", "{status}");
+    let (_, table) = cluster.gadms(&[OsStr::new("status"), spec.as_os_str()]);
+    assert!(
+        table.contains("1 run(s): 1 failed") && table.contains("epoch 1, step"),
+        "{table}"
+    );
+    let (_, again) = cluster.gadms(&args(&spec, &[]));
+    assert!(
+        again.contains("skip: failed before (--rerun-failed") && again.contains("nothing to submit"),
         "{again}"
     );
     std::fs::remove_dir_all(dir).unwrap();

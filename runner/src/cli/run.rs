@@ -260,7 +260,9 @@ fn launch(spec: &Spec, args: &RunArgs) -> Result<()> {
 }
 
 /// Where the ranks meet: `--store`, else `GADMS_STORE`, else (on one machine only) a new
-/// folder in the experiment's output, returned also as the folder to remove afterwards.
+/// folder in the experiment's output, returned also as the folder to remove afterwards. It is
+/// named after the machine and the process, since launchers on several machines (the tasks of
+/// a SLURM array) may share that output.
 fn rendezvous_store(spec: &Spec, args: &RunArgs) -> Result<(StoreAddress, Option<PathBuf>)> {
     let store = args
         .store
@@ -277,9 +279,11 @@ fn rendezvous_store(spec: &Spec, args: &RunArgs) -> Result<(StoreAddress, Option
             args.nnodes
         ),
         None => {
-            let folder = spec
-                .output_dir()
-                .join(format!("rendezvous-{}", std::process::id()));
+            let folder = spec.output_dir().join(format!(
+                "rendezvous-{}-{}",
+                gadms::provenance::host(),
+                std::process::id()
+            ));
             Ok((StoreAddress::Folder(folder.clone()), Some(folder)))
         }
     }

@@ -43,7 +43,7 @@ pub fn submit(
     );
     for c in &choices {
         let verb = if c.submit { "submit" } else { "skip" };
-        println!("  {} seed {}: {verb} ({})", c.plan.variant, c.plan.seed, c.reason);
+        println!("  {} seed {}: {verb}: {}", c.plan.variant, c.plan.seed, c.reason);
     }
     if runs.is_empty() {
         println!("nothing to submit");

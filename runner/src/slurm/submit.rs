@@ -39,7 +39,7 @@ pub fn choose<'a>(
             Action::Busy => (false, "running".into()),
             action @ (Action::Run | Action::Resume) => match (dir.holder()?, queued(&dir, plan, queue)) {
                 (Some(holder), _) => (false, format!("running ({holder})")),
-                (None, Some(job)) => (false, format!("queued already ({job})")),
+                (None, Some(job)) => (false, format!("queued already, {job}")),
                 (None, None) if action == Action::Resume => (true, "resumes from its checkpoint".into()),
                 (None, None) => (true, "new".into()),
             },
@@ -49,8 +49,8 @@ pub fn choose<'a>(
     Ok(choices)
 }
 
-/// The job SLURM holds for `plan`'s run, as `job <id> (<state>)`.
-pub fn queued(dir: &RunDir, plan: &RunPlan, queue: &Queue) -> Option<String> {
+/// The job SLURM holds for `plan`'s run, as `job <id> <state>`.
+fn queued(dir: &RunDir, plan: &RunPlan, queue: &Queue) -> Option<String> {
     let job = dir.job().filter(|j| j.hash == plan.hash)?;
     let state = queue.state(&job.id)?;
     Some(format!("job {} {}", job.id, state.to_lowercase()))
