@@ -1,8 +1,9 @@
 //! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
 //! `[[variant]]` tables deep-merged over it, and an optional `[slurm]` table of what one run
-//! asks a SLURM cluster for (no part of a run's identity). Expanding a spec gives one [`RunPlan`] per
-//! variant × seed, each with the fully resolved configuration and its hash; once the
-//! plugins are loaded, [`Spec::bind`] completes each run's identity (see [`identity`]).
+//! asks a SLURM cluster for (no part of a run's identity). Expanding a spec gives one
+//! [`RunPlan`] per variant × seed, each with the fully resolved configuration and its hash;
+//! once the plugins are loaded, [`Spec::bind`] completes each run's identity (see
+//! [`identity`]).
 
 mod config;
 mod env;
