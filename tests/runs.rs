@@ -703,3 +703,59 @@ fn the_stage_profile_records_every_stage_of_the_step() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `train.micro_batch` below the batch trains over micro-batches with gradient caching: the
+/// run finishes, its log says how the batch is cut, its steps per epoch stay the batch's,
+/// and every stage of the step is still timed.
+#[test]
+fn a_run_over_micro_batches_trains_with_the_batch_s_steps() {
+    let dir = setup("micro");
+    let mut command = cli::command();
+    command.env("GADMS_PROFILE_STAGES", "1").args([
+        OsStr::new("run"),
+        dir.join("spec.toml").as_os_str(),
+        OsStr::new("--only"),
+        OsStr::new("ga-dms"),
+        OsStr::new("--set"),
+        OsStr::new("train.epochs=1"),
+        OsStr::new("--set"),
+        OsStr::new("train.warmup_epochs=0"),
+        OsStr::new("--set"),
+        OsStr::new("train.micro_batch=4"),
+    ]);
+    let (out, text) = cli::output(command);
+    assert!(out.status.success(), "{text}");
+    let run = dir.join("out/tiny/runs/ga-dms/seed-3");
+    let log = std::fs::read_to_string(run.join("run.log")).unwrap();
+    assert!(
+        log.contains("batch 8 = 1 rank × 2 micro-batches of 4 (gradient caching)"),
+        "{log}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last_train = records.iter().rfind(|r| r["kind"] == "train").unwrap();
+    let captions: u64 = log
+        .split(" training captions")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no caption count in the log: {log}"));
+    assert_eq!(
+        last_train["step"].as_u64(),
+        Some(captions.div_ceil(8)),
+        "steps of the batch, not of the micro-batch: {last_train}"
+    );
+    assert!(
+        last_train["loss/mtp"].as_f64().is_some_and(f64::is_finite),
+        "{last_train}"
+    );
+    let stages = records.iter().find(|r| r["kind"] == "stages").unwrap();
+    for stage in ["image", "score", "alignment", "mtp", "losses", "backward"] {
+        let ms = stages[format!("{stage}_ms")].as_f64();
+        assert!(ms.is_some_and(|ms| ms > 0.0), "{stage}: {stages}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

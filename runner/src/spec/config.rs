@@ -175,7 +175,13 @@ fn one() -> f64 {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// The global batch: what one optimizer step sees, summed over ranks and micro-batches.
     pub batch_size: usize,
+    /// Samples per forward (0 = each rank's whole share of the batch in one). Smaller than
+    /// a rank's share, the step runs over micro-batches with gradient caching
+    /// ([`crate::train::grad_cache`]): the batch-level losses still see the whole global
+    /// batch, the token-level losses (MTP) and the scorer's groups each micro-batch.
+    pub micro_batch: usize,
     /// Base learning rate of the warm-up + cosine schedule.
     pub lr: f64,
     pub warmup_epochs: usize,
@@ -202,6 +208,7 @@ impl Default for TrainConfig {
         Self {
             epochs: 10,
             batch_size: 64,
+            micro_batch: 0,
             lr: 1e-5,
             warmup_epochs: 5,
             warmup_factor: 0.1,
