@@ -550,10 +550,38 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         vs.save(&file).unwrap();
     };
     stand_in(&dir.join("experiments/pretrain-webperson.toml"));
-    for spec in &specs {
+    // The global batch each recipe names, and how one process and 8 GPUs cut it.
+    let batches = [
+        (
+            "ablation-masking.toml",
+            "batch 1024 per step in forwards of at most 128: on 1 process 8 micro-batches",
+        ),
+        (
+            "pretrain-webperson.toml",
+            "batch 1024 per step in forwards of at most 128: on 1 process 8 micro-batches",
+        ),
+        (
+            "pretrain-webperson-paper.toml",
+            "batch 512 per step in forwards of at most 128",
+        ),
+        (
+            "finetune-cuhk-pedes.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+        (
+            "finetune-icfg-pedes.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+        (
+            "finetune-rstpreid.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+    ];
+    for (spec, batch) in batches {
         let path = dir.join("experiments").join(spec);
         let (out, text) = cli::gadms_run([OsStr::new("validate"), path.as_os_str()]);
         assert!(out.status.success(), "{spec}: {text}");
+        assert!(text.contains(batch), "{spec} should say `{batch}`: {text}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -177,8 +177,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// The global batch: what one optimizer step sees, summed over ranks and micro-batches.
     pub batch_size: usize,
-    /// Samples per forward (0 = each rank's whole share of the batch in one). Smaller than
-    /// a rank's share, the step runs over micro-batches with gradient caching
+    /// The most samples per forward (0 = each rank's whole share of the batch in one).
+    /// Smaller than a rank's share, it must divide it, and the step runs over micro-batches
+    /// with gradient caching
     /// ([`crate::train::grad_cache`]): the batch-level losses still see the whole global
     /// batch, the token-level losses (MTP) and the scorer's groups each micro-batch.
     pub micro_batch: usize,

@@ -241,8 +241,9 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// `batch_size` over `world` ranks, in forwards of `micro_batch` (0: one per rank); both
-    /// cuts must be even.
+    /// `batch_size` over `world` ranks, in forwards of at most `micro_batch` samples (0: one
+    /// per rank); both cuts must be even. A spec thus names the forward a GPU holds, and
+    /// runs unchanged on as many GPUs as share the batch without micro-batches.
     pub fn new(batch_size: usize, micro_batch: usize, world: usize) -> Result<Self, RunError> {
         if !batch_size.is_multiple_of(world) {
             return Err(RunError::Config(format!(
@@ -252,13 +253,13 @@ impl Batches {
         }
         let rank = batch_size / world;
         let micro = match micro_batch {
-            0 => rank,
-            m if m <= rank && rank.is_multiple_of(m) => m,
+            m if m == 0 || m >= rank => rank,
+            m if rank.is_multiple_of(m) => m,
             m => {
                 return Err(RunError::Config(format!(
                     "`train.micro_batch` = {m} must divide each rank's share of the batch, \
                      `train.batch_size` {batch_size} / {world} ranks = {rank}; pick a divisor of {rank}, \
-                     or 0 for one forward per rank"
+                     or 0 (or {rank} and more) for one forward per rank"
                 )))
             }
         };
@@ -402,7 +403,12 @@ mod tests {
             ranks.contains("`train.batch_size` = 100") && ranks.contains("multiple of 8"),
             "{ranks}"
         );
-        for micro in [48, 256] {
+        assert_eq!(
+            Batches::new(512, 128, 8).unwrap(),
+            Batches::new(512, 0, 8).unwrap(),
+            "a micro-batch above a rank's share is one forward"
+        );
+        for micro in [48, 100] {
             let e = Batches::new(1024, micro, 8).unwrap_err().to_string();
             assert!(
                 e.contains(&format!("`train.micro_batch` = {micro}")) && e.contains("divisor of 128"),
