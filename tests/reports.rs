@@ -243,3 +243,88 @@ fn a_folder_that_is_no_store_is_named_in_the_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `experiment.selection = "best-test"` reports each run's best epoch on the test set itself
+/// (the mean of those over seeds), says so in the caption; `best-val` without a validation
+/// set is refused naming the key.
+#[test]
+fn the_selection_protocol_picks_the_epoch_and_is_named() {
+    let dir = store("selection");
+    let index = dir.join("experiment.json");
+    let with = |selection: &str| {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        json["selection"] = selection.into();
+        std::fs::write(&index, json.to_string()).unwrap();
+    };
+    // The fixture's R@1 rises every epoch; make one run peak before its last epoch.
+    let peaked = dir.join("runs/plain/seed-1/metrics.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&peaked)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            if r["kind"] == "eval" && r["epoch"] == 1 {
+                r["R1"] = 30.0.into();
+            }
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&peaked, lines.join("\n")).unwrap();
+    with("best-test");
+    report(&dir);
+    // By hand: per finished run, the highest R@1 over its epochs; averaged over the seeds.
+    let mut best: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for run in ["plain", "masked_50%", "scored"]
+        .iter()
+        .flat_map(|v| [format!("{v}/seed-1"), format!("{v}/seed-2")])
+    {
+        let path = dir.join("runs").join(&run);
+        let status = std::fs::read_to_string(path.join("status.json")).unwrap();
+        if !status.contains("\"done\"") {
+            continue;
+        }
+        let r1 = std::fs::read_to_string(path.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "eval")
+            .map(|r| r["R1"].as_f64().unwrap())
+            .fold(f64::NEG_INFINITY, f64::max);
+        best.entry(run.split('/').next().unwrap().into())
+            .or_default()
+            .push(r1);
+    }
+    let results = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(dir.join("results.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let variants = results.column("variant").unwrap().str().unwrap().clone();
+    let r1 = results.column("R1_mean").unwrap().f64().unwrap().clone();
+    let mut checked = 0;
+    for (variant, values) in &best {
+        let row = (0..results.height())
+            .find(|&i| variants.get(i) == Some(variant.as_str()))
+            .unwrap();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!(
+            (r1.get(row).unwrap() - mean).abs() < 1e-9,
+            "{variant}: {:?} vs {mean}",
+            r1.get(row)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "the fixture's variants with finished runs");
+    let page = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(page.contains("the paper's protocol"), "{page}");
+
+    with("best-val");
+    let (out, text) = cli::gadms_run([Path::new("report"), &dir]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("`experiment.selection = \"best-val\"`") && text.contains("split = \"val\""),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

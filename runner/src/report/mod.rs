@@ -39,6 +39,13 @@ pub enum ReportError {
     },
     #[error("drawing {}: {message}", path.display())]
     Chart { path: PathBuf, message: String },
+    #[error("run `{variant}` seed {seed}: {source}")]
+    Selection {
+        variant: String,
+        seed: u64,
+        #[source]
+        source: crate::eval::selection::SelectionError,
+    },
 }
 
 /// What a report wrote, and what it could not show.

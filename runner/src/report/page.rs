@@ -41,8 +41,13 @@ pub fn render(
     s += "## Results\n\n";
     writeln!(s, "{}\n", results.caption).unwrap();
     s += &results.to_markdown();
-    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch. \
-          Error terms are the sample standard deviation (n − 1 in the denominator) over the \
+    writeln!(
+        s,
+        "\nEach number is the retrieval metric (%) of the evaluation {}.",
+        experiment.selection_text()
+    )
+    .unwrap();
+    s += "Error terms are the sample standard deviation (n − 1 in the denominator) over the \
           n finished seeds of a variant; with one seed there is none. Runs that did not \
           finish are not counted (see *Runs*). Tables: `results.csv`, `results.parquet`, \
           `results.tex` (booktabs); per-epoch values of every run: `curves.csv`, \

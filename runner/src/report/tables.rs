@@ -42,7 +42,7 @@ fn polars(table: &'static str) -> impl FnOnce(PolarsError) -> ReportError {
 
 impl Tables {
     pub fn build(experiment: &StoredExperiment) -> Result<Self, ReportError> {
-        let finals = final_evaluation(experiment).map_err(polars("final evaluation"))?;
+        let finals = final_evaluation(experiment)?;
         let final_stats = over_seeds(&finals, &["variant", "dataset", "metric"], "final evaluation")?;
         let curves = curves(experiment).map_err(polars("curves"))?;
         Ok(Self {
@@ -97,8 +97,9 @@ impl Tables {
         };
         TextTable {
             caption: format!(
-                "{}: text-to-image retrieval (%) after the last epoch, mean ± sample std over n seeds{against}.",
-                experiment.name
+                "{}: text-to-image retrieval (%) {}, mean ± sample std over n seeds{against}.",
+                experiment.name,
+                experiment.selection_text()
             ),
             label: format!("tab:{}-results", experiment.name),
             header,
@@ -107,23 +108,28 @@ impl Tables {
     }
 }
 
-/// `variant, seed, dataset, metric, value`: the last evaluation of every finished run.
-fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
+/// `variant, seed, dataset, metric, value`: the evaluation of every finished run that the
+/// experiment's selection protocol picks (by default the last).
+fn final_evaluation(experiment: &StoredExperiment) -> Result<DataFrame, ReportError> {
     let mut rows = LongRows::default();
     for run in experiment.done() {
-        let evals: Vec<_> = run.metrics.iter().filter(|r| r["kind"] == "eval").collect();
-        let Some(last) = evals.iter().filter_map(|r| r["epoch"].as_u64()).max() else {
-            continue;
-        };
-        for r in evals.iter().filter(|r| r["epoch"].as_u64() == Some(last)) {
+        let chosen =
+            run.selected_evaluations(experiment.selection)
+                .map_err(|source| ReportError::Selection {
+                    variant: run.variant.clone(),
+                    seed: run.seed,
+                    source,
+                })?;
+        for r in chosen {
+            let epoch = r["epoch"].as_u64().unwrap_or(0);
             for (m, _) in METRICS {
                 if let Some(v) = r[m].as_f64() {
-                    rows.push(run, last, r["dataset"].as_str().unwrap_or(""), m, v);
+                    rows.push(run, epoch, r["dataset"].as_str().unwrap_or(""), m, v);
                 }
             }
         }
     }
-    rows.frame(false)
+    rows.frame(false).map_err(polars("final evaluation"))
 }
 
 /// `variant, seed, epoch, dataset, metric, value` of every finished run: the training

@@ -76,6 +76,10 @@ pub struct Experiment {
     pub baseline: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Which epoch the report's numbers come from (last, best on validation, or each test
+    /// set's best: the paper's protocol).
+    #[serde(default)]
+    pub selection: crate::eval::selection::Selection,
 }
 
 fn default_seeds() -> Vec<u64> {
