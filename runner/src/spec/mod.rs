@@ -19,8 +19,8 @@ use toml::Value;
 use crate::plugin::{PluginCode, PluginSet};
 
 pub use config::{
-    CheckpointChoice, ComponentConfig, DataConfig, InitSource, LossConfig, ModelSpec, RunConfig, RunRef,
-    TrainConfig, DATASET_RUNNER_KEYS,
+    CheckpointChoice, ComponentConfig, DataConfig, InitSource, KeepBest, LossConfig, ModelSpec, RunConfig,
+    RunRef, TrainConfig, DATASET_RUNNER_KEYS,
 };
 pub use identity::Upstream;
 pub use merge::merge;

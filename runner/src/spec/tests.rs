@@ -249,6 +249,20 @@ fn init_takes_a_file_or_a_run_of_another_spec() {
             checkpoint: CheckpointChoice::Best,
         }))
     );
+    assert_eq!(
+        init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"best:CUHK-PEDES\" }")
+            .unwrap(),
+        Some(InitSource::Run(RunRef {
+            spec: "up.toml".into(),
+            variant: "clip".into(),
+            seed: 1,
+            checkpoint: CheckpointChoice::BestOn("CUHK-PEDES".into()),
+        }))
+    );
+    let err = init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"bestest\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"best:<test set>\""), "{err}");
     let err = init("{ spec = \"up.toml\", variant = \"clip\" }")
         .unwrap_err()
         .to_string();

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::checkpoint::{self, Position};
+use super::checkpoint::{self, Candidate, Kept, Position};
 use super::setup::Run;
 use super::trainer::RunError;
 use crate::components;
@@ -12,6 +12,7 @@ use crate::eval::metrics::RetrievalMetrics;
 use crate::eval::noise::noise_auroc;
 use crate::eval::retrieval::evaluate;
 use crate::eval::token_scores::TokenScores;
+use crate::spec::KeepBest;
 
 impl Run<'_> {
     /// Everything rank 0 does after training epoch `epoch`; returns its evaluation.
@@ -89,7 +90,8 @@ impl Run<'_> {
     }
 
     /// The checkpoint of `epoch`, committed with `best/` when the epoch improves the first
-    /// validation set's R@1 (never chosen on a test split).
+    /// validation set's R@1, and with `best-<set>/` when it improves a test set's own R@1
+    /// and the run keeps those (`train.keep_best = "each"`).
     fn save_checkpoint(
         &self,
         epoch: usize,
@@ -101,26 +103,50 @@ impl Run<'_> {
             global_step,
             hash: self.plan.hash.clone(),
         };
-        let validation = self
-            .evals
-            .iter()
-            .zip(last)
-            .find(|(e, _)| e.validation)
-            .map(|(_, (name, m))| (name.as_str(), m.r1));
-        let best = checkpoint::commit(
+        let candidates = self.best_candidates(last);
+        let kept = checkpoint::commit(
             &self.dir.path,
             &position,
             &self.vs,
             &self.opt,
             &self.scores,
-            validation,
+            &candidates,
         )?;
-        if let Some(best) = best {
+        for best in kept {
+            let folder = match candidates.iter().find(|c| c.dataset == best.dataset) {
+                Some(c) if c.kept_as == Kept::OwnTestBest => checkpoint::test_best_folder(&best.dataset),
+                _ => "best".to_string(),
+            };
             self.log.line(format!(
-                "epoch {epoch}: best so far on {} (R@1 {:.2}), kept in best/",
+                "epoch {epoch}: best so far on {} (R@1 {:.2}), kept in {folder}/",
                 best.dataset, best.r1
             ))?;
         }
         Ok(())
+    }
+
+    /// The evaluations that may make this epoch a kept best: the first validation set's,
+    /// and each test set's when the run keeps their own bests.
+    fn best_candidates<'e>(&self, last: &'e [(String, RetrievalMetrics)]) -> Vec<Candidate<'e>> {
+        let each = self.plan.config.train.keep_best == KeepBest::Each;
+        let mut candidates = Vec::new();
+        let mut validation_seen = false;
+        for (e, (name, m)) in self.evals.iter().zip(last) {
+            let kept_as = match e.validation {
+                true if validation_seen => continue,
+                true => {
+                    validation_seen = true;
+                    Kept::Validation
+                }
+                false if each => Kept::OwnTestBest,
+                false => continue,
+            };
+            candidates.push(Candidate {
+                dataset: name,
+                r1: m.r1,
+                kept_as,
+            });
+        }
+        candidates
     }
 }
