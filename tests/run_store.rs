@@ -240,6 +240,23 @@ fn a_run_another_process_holds_is_skipped_and_left_alone() {
     assert!(planned(&spec, "clip").contains("another gadms-run holds its lock"));
     let (_, text) = run(&spec, &[]);
     assert!(text.contains("another gadms-run is training this run"), "{text}");
+    // A run that starts from the held one says so, and trains nothing.
+    let down = dir.join("down.toml");
+    std::fs::write(
+        &down,
+        downstream(r#"{ spec = "up.toml", variant = "clip", seed = 1 }"#),
+    )
+    .unwrap();
+    let (out, text) = run(&down, &[]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("which another gadms-run is training") && text.contains("once it has finished"),
+        "{text}"
+    );
+    assert!(
+        !run_dir(&dir, "down", "clip").join("status.json").exists(),
+        "{text}"
+    );
     assert!(
         !run_path.join("status.json").exists(),
         "nothing was written into the held run"

@@ -473,6 +473,11 @@ pub enum UpstreamError {
     },
     #[error("`model.init` names {run}, which did not finish: {detail}")]
     Failed { run: String, detail: String },
+    #[error(
+        "`model.init` names {run}, which another gadms-run is training ({detail}); run this again once \
+         it has finished"
+    )]
+    Busy { run: String, detail: String },
     #[error("`model.init` names {run}, which finished without `{folder}/`: {fix}")]
     NoCheckpoint {
         run: String,
@@ -543,9 +548,11 @@ fn train_upstream(
     let mut outcomes = run_upstreams(&upstream, plugins, &only_it, group)?;
     let summary = run(&upstream, plugins, &only_it, group)?;
     if let Some(o) = summary.outcomes.iter().find(|o| o.state != "done") {
-        return Err(UpstreamError::Failed {
-            run: up.describe(),
-            detail: o.detail.clone(),
+        let run = up.describe();
+        let detail = o.detail.clone();
+        return Err(match o.state {
+            "skipped" => UpstreamError::Busy { run, detail },
+            _ => UpstreamError::Failed { run, detail },
         });
     }
     outcomes.extend(summary.outcomes);
