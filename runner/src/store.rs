@@ -291,6 +291,9 @@ pub struct ExperimentIndex {
     /// The variant reports compare the others with.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// The variant whose gain over the baseline is the bound reports measure others by.
+    #[serde(default)]
+    pub oracle: Option<String>,
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
@@ -312,6 +315,7 @@ impl ExperimentIndex {
             name: spec.experiment.name.clone(),
             description: spec.experiment.description.clone(),
             baseline: spec.experiment.baseline.clone(),
+            oracle: spec.experiment.oracle.clone(),
             spec: spec.file.clone(),
             runs: spec
                 .runs

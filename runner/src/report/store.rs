@@ -58,6 +58,8 @@ pub struct StoredExperiment {
     pub name: String,
     pub description: Option<String>,
     pub baseline: Option<String>,
+    /// The variant that masks from the noise labels (`experiment.oracle`).
+    pub oracle: Option<String>,
     pub spec: Option<PathBuf>,
     /// In spec order (folder name order without an index).
     pub variants: Vec<String>,
@@ -89,11 +91,11 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, spec) = match index {
-            Some(i) => (i.name, i.description, i.baseline, Some(i.spec)),
+        let (name, description, baseline, oracle, spec) = match index {
+            Some(i) => (i.name, i.description, i.baseline, i.oracle, Some(i.spec)),
             None => {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                (folder.unwrap_or_default(), None, None, None)
+                (folder.unwrap_or_default(), None, None, None, None)
             }
         };
         Ok(Self {
@@ -101,6 +103,7 @@ impl StoredExperiment {
             name,
             description,
             baseline,
+            oracle,
             spec,
             variants,
             runs,

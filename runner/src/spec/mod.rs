@@ -74,6 +74,10 @@ pub struct Experiment {
     /// The variant other variants are compared with in reports.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// The variant whose masking knows the noise (`scorer = "oracle"`): reports give each
+    /// variant's mAP gain over the baseline as a share of the oracle's gain.
+    #[serde(default)]
+    pub oracle: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
 }
