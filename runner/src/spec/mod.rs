@@ -58,6 +58,28 @@ pub enum SpecError {
     },
 }
 
+/// `experiment.baseline` and `experiment.oracle` must each name a variant (a swept one by
+/// its full name): a misspelt name would silently leave the report without its comparison.
+fn check_named_variants(
+    file: &Path,
+    text: &str,
+    experiment: &Experiment,
+    names: &std::collections::BTreeSet<String>,
+) -> Result<(), SpecError> {
+    for (key, named) in [("baseline", &experiment.baseline), ("oracle", &experiment.oracle)] {
+        if let Some(name) = named.as_ref().filter(|n| !names.contains(*n)) {
+            let known: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            return Err(SpecError::Invalid {
+                file: file.into(),
+                line: line_of(text, key),
+                path: format!("experiment.{key}"),
+                message: format!("`{name}` is no variant; the variants are {}", known.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `[experiment]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +272,7 @@ impl Spec {
                 runs.extend(Self::plans(file, text, &experiment, &overrides, name, resolved)?);
             }
         }
+        check_named_variants(file, text, &experiment, &names)?;
         Ok(Self {
             file: file.into(),
             experiment,
