@@ -787,3 +787,193 @@ fn a_run_over_micro_batches_trains_with_the_batch_s_steps() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+const ORACLE_SPEC: &str = r#"
+[experiment]
+name = "oracle"
+seeds = [1]
+output = "out"
+baseline = "plain"
+oracle = "perfect noise mask"
+
+[base.model]
+preset = "tiny"
+vision_layers = 1
+text_layers = 2
+
+[base.data]
+train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2, noise_rate = 0.8 }
+eval = [{ plugin = "synthetic-persons", name = "synth", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }]
+
+[base.train]
+epochs = 1
+warmup_epochs = 0
+batch_size = 8
+lr = 1e-4
+device = "cpu"
+
+[base.masking]
+plugin = "gadms"
+scorer = "oracle"
+
+[base.losses]
+sdm = {}
+mtp = { weight = 0.3, depth = 1 }
+
+[[variant]]
+name = "plain"
+masking = { plugin = "none" }
+losses = { mtp = { weight = 0.0 } }
+
+[[variant]]
+name = "oracle scores"
+
+[[variant]]
+name = "perfect noise mask"
+masking = { noise_deterministic = true }
+"#;
+
+/// The records of one run of the oracle spec's store.
+fn oracle_records(dir: &Path, variant: &str) -> Vec<serde_json::Value> {
+    let path = dir
+        .join("out/oracle/runs")
+        .join(variant)
+        .join("seed-1/metrics.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The sampled captions of one run's `token-scores.json` that carry labelled noise.
+fn noisy_samples(dir: &Path, variant: &str) -> Vec<serde_json::Value> {
+    let path = dir
+        .join("out/oracle/runs")
+        .join(variant)
+        .join("seed-1/token-scores.json");
+    let sheet: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let captions: Vec<serde_json::Value> = sheet["captions"].as_array().unwrap().clone();
+    let noisy: Vec<_> = captions
+        .into_iter()
+        .filter(|c| c["true_noise"].as_array().unwrap().iter().any(|f| f == true))
+        .collect();
+    assert!(!noisy.is_empty(), "{variant}: no noisy caption was sampled");
+    noisy
+}
+
+fn flags(caption: &serde_json::Value, key: &str) -> Vec<bool> {
+    caption[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_bool().unwrap())
+        .collect()
+}
+
+/// `scorer = "oracle"` trains from the dataset's noise labels, through the SDK: every
+/// labelled noise token scores below every other token, its noise AUROCs are 1, the
+/// deterministic noise mask masks exactly the noise and the probabilistic one nothing but
+/// noise (besides the at-least-one fallback on the first word). The evaluations log the
+/// feature cosines, and the report shares each variant's gain out in units of the oracle's.
+#[test]
+fn an_oracle_masks_the_labelled_noise_and_the_report_measures_variants_against_it() {
+    let dir = cli::scratch("runs-oracle");
+    std::fs::write(dir.join("spec.toml"), ORACLE_SPEC).unwrap();
+    let (out, text) = run(&dir, &[]);
+    assert!(out.status.success(), "{text}");
+
+    for variant in ["oracle scores", "perfect noise mask"] {
+        for caption in noisy_samples(&dir, variant) {
+            let noise = flags(&caption, "true_noise");
+            let scores: Vec<f64> = caption["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .collect();
+            let highest_noise = noise
+                .iter()
+                .zip(&scores)
+                .filter(|(n, _)| **n)
+                .map(|(_, s)| *s)
+                .fold(f64::MIN, f64::max);
+            let lowest_clean = noise
+                .iter()
+                .zip(&scores)
+                .filter(|(n, _)| !**n)
+                .map(|(_, s)| *s)
+                .fold(f64::MAX, f64::min);
+            assert!(highest_noise < lowest_clean, "{variant}: {caption}");
+            let masked = flags(&caption, "noise_masked");
+            if variant == "perfect noise mask" {
+                assert_eq!(
+                    masked, noise,
+                    "{variant}: the alignment text drops all noise, nothing else: {caption}"
+                );
+            } else {
+                let stray = (1..masked.len()).any(|t| masked[t] && !noise[t]);
+                assert!(!stray, "{variant}: a clean token masked: {caption}");
+            }
+        }
+        let records = oracle_records(&dir, variant);
+        let auroc = records
+            .iter()
+            .find(|r| r["kind"] == "noise")
+            .unwrap_or_else(|| panic!("{variant}: no AUROC"));
+        assert_eq!(
+            (auroc["auroc"].as_f64(), auroc["auroc_content"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+    }
+    for r in oracle_records(&dir, "plain")
+        .iter()
+        .filter(|r| r["kind"] == "eval")
+    {
+        for key in ["image_cosine", "text_cosine"] {
+            let cosine = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+            assert!((-1.0..=1.0).contains(&cosine), "{r}");
+        }
+    }
+    let readme = std::fs::read_to_string(dir.join("out/oracle/README.md")).unwrap();
+    assert!(
+        readme.contains("## Diagnostics") && readme.contains("share of the oracle's gain"),
+        "{readme}"
+    );
+    let diagnostics = readme.split("## Diagnostics").nth(1).unwrap();
+    let perfect_row = diagnostics
+        .lines()
+        .find(|l| l.starts_with("| perfect noise mask |"))
+        .unwrap();
+    assert!(perfect_row.contains("| 100 % |"), "{perfect_row}");
+    assert!(dir.join("out/oracle/charts/collapse.png").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A dataset that does not label its noise (a real benchmark, here with stand-in files) is
+/// refused for the oracle before anything trains, naming the dataset and the option.
+#[test]
+fn an_oracle_on_a_dataset_without_noise_labels_is_refused_naming_both() {
+    let dir = cli::scratch("runs-oracle-unlabelled");
+    std::fs::create_dir_all(dir.join("data/CUHK-PEDES/imgs")).unwrap();
+    std::fs::write(dir.join("data/CUHK-PEDES/reid_raw.json"), "[]").unwrap();
+    let spec = ORACLE_SPEC.replace(
+        "train = { plugin = \"synthetic-persons\", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2, noise_rate = 0.8 }",
+        "train = { plugin = \"cuhk-pedes\", root = \"data\" }",
+    );
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    for command in ["validate", "run"] {
+        let (out, text) = cli::gadms_run([OsStr::new(command), dir.join("spec.toml").as_os_str()]);
+        assert!(!out.status.success(), "{command}: {text}");
+        for needle in [
+            "`cuhk-pedes`",
+            "`scorer = \"oracle\"`",
+            "does not label its noise",
+            "oracle scores",
+        ] {
+            assert!(text.contains(needle), "{command}: `{needle}` missing in {text}");
+        }
+        assert!(!text.contains("epoch 1"), "{command}: nothing trains: {text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

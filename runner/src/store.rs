@@ -294,6 +294,9 @@ pub struct ExperimentIndex {
     /// Which epoch's evaluation the report shows.
     #[serde(default)]
     pub selection: crate::eval::selection::Selection,
+    /// The variant whose gain over the baseline is the bound reports measure others by.
+    #[serde(default)]
+    pub oracle: Option<String>,
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
@@ -316,6 +319,7 @@ impl ExperimentIndex {
             description: spec.experiment.description.clone(),
             baseline: spec.experiment.baseline.clone(),
             selection: spec.experiment.selection,
+            oracle: spec.experiment.oracle.clone(),
             spec: spec.file.clone(),
             runs: spec
                 .runs

@@ -1,5 +1,6 @@
 //! Retrieval evaluation.
 
+pub mod function_words;
 pub mod metrics;
 pub mod noise;
 pub mod retrieval;

@@ -11,6 +11,7 @@ pub fn render(
     experiment: &StoredExperiment,
     results: &TextTable,
     ablation: Option<&TextTable>,
+    diagnostics: Option<&TextTable>,
     charts: &[Drawn],
 ) -> String {
     let mut s = format!("# {}\n\n", experiment.name);
@@ -58,6 +59,15 @@ pub fn render(
         writeln!(s, "{}\n", a.caption).unwrap();
         s += &a.to_markdown();
         s += "\nAlso as `ablation.tex`.\n\n";
+    }
+
+    if let Some(d) = diagnostics {
+        s += "## Diagnostics\n\n";
+        writeln!(s, "{}\n", d.caption).unwrap();
+        s += &d.to_markdown();
+        s += "\nThe share of the oracle's gain says how much of what masking the noise can win \
+              back on this data a variant wins; it means little unless the oracle's gain is above \
+              its spread. Also as `diagnostics.tex`; per epoch in `curves.csv`.\n\n";
     }
 
     if !charts.is_empty() {

@@ -61,6 +61,8 @@ pub struct StoredExperiment {
     pub baseline: Option<String>,
     /// Which epoch's evaluation the results show.
     pub selection: Selection,
+    /// The variant that masks from the noise labels (`experiment.oracle`).
+    pub oracle: Option<String>,
     pub spec: Option<PathBuf>,
     /// In spec order (folder name order without an index).
     pub variants: Vec<String>,
@@ -92,11 +94,25 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, selection, spec) = match index {
-            Some(i) => (i.name, i.description, i.baseline, i.selection, Some(i.spec)),
+        let (name, description, baseline, oracle, selection, spec) = match index {
+            Some(i) => (
+                i.name,
+                i.description,
+                i.baseline,
+                i.oracle,
+                i.selection,
+                Some(i.spec),
+            ),
             None => {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                (folder.unwrap_or_default(), None, None, Selection::default(), None)
+                (
+                    folder.unwrap_or_default(),
+                    None,
+                    None,
+                    None,
+                    Selection::default(),
+                    None,
+                )
             }
         };
         Ok(Self {
@@ -105,6 +121,7 @@ impl StoredExperiment {
             description,
             baseline,
             selection,
+            oracle,
             spec,
             variants,
             runs,

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use super::store::{StoredExperiment, StoredRun};
 use super::text_table::{Cell, TextTable};
 use super::ReportError;
+use crate::eval::retrieval::FeatureCosines;
 
 /// The retrieval metrics, as logged and as papers print them.
 pub const METRICS: [(&str, &str); 5] = [
@@ -23,6 +24,12 @@ pub const METRICS: [(&str, &str); 5] = [
 pub const TRAIN: &str = "train";
 /// The metric name of the noise-token AUROC of a run's scores.
 pub const NOISE_AUROC: &str = "noise AUROC";
+/// The same AUROC over content words only (`eval::function_words`).
+pub const NOISE_AUROC_CONTENT: &str = "noise AUROC (content words)";
+/// The collapse diagnostic of an evaluation: the mean pairwise cosine of its image features
+/// and of its text features (`eval::retrieval::FeatureCosines`), per evaluation dataset.
+pub const IMAGE_COSINE: &str = "image cosine";
+pub const TEXT_COSINE: &str = "text cosine";
 
 pub struct Tables {
     /// Per variant and evaluation dataset: `seeds`, and per metric `<m>_mean`, `<m>_std`
@@ -133,7 +140,8 @@ fn final_evaluation(experiment: &StoredExperiment) -> Result<DataFrame, ReportEr
 }
 
 /// `variant, seed, epoch, dataset, metric, value` of every finished run: the training
-/// losses averaged over each epoch's log records, each evaluation, the noise-token AUROC.
+/// losses averaged over each epoch's log records, each evaluation with its feature cosines,
+/// the noise-token AUROCs (all tokens, content words).
 fn curves(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
     let mut rows = LongRows::default();
     for run in experiment.done() {
@@ -152,15 +160,23 @@ fn curves(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
                     }
                 }
                 Some("eval") => {
-                    for (m, _) in METRICS {
-                        if let Some(v) = r[m].as_f64() {
-                            rows.push(run, epoch, r["dataset"].as_str().unwrap_or(""), m, v);
+                    let dataset = r["dataset"].as_str().unwrap_or("");
+                    let logged = METRICS.iter().map(|&(m, _)| (m, m));
+                    let cosines = [
+                        (FeatureCosines::IMAGE_KEY, IMAGE_COSINE),
+                        (FeatureCosines::TEXT_KEY, TEXT_COSINE),
+                    ];
+                    for (key, metric) in logged.chain(cosines) {
+                        if let Some(v) = r[key].as_f64() {
+                            rows.push(run, epoch, dataset, metric, v);
                         }
                     }
                 }
                 Some("noise") => {
-                    if let Some(v) = r["auroc"].as_f64() {
-                        rows.push(run, epoch, TRAIN, NOISE_AUROC, v);
+                    for (key, metric) in [("auroc", NOISE_AUROC), ("auroc_content", NOISE_AUROC_CONTENT)] {
+                        if let Some(v) = r[key].as_f64() {
+                            rows.push(run, epoch, TRAIN, metric, v);
+                        }
                     }
                 }
                 _ => {}

@@ -141,11 +141,14 @@ impl<'a> Run<'a> {
         }
         let masking: Arc<dyn MaskingStrategy> =
             Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
-        let scores = ScoreStore::new(
-            train_split.len(),
-            model_cfg.context_length as usize,
-            masking.initial_score(),
-        );
+        let context = model_cfg.context_length as usize;
+        let scores = match masking.noise_label_scores() {
+            // The oracle: `components::check` refused a training set without noise labels.
+            Some(_) => {
+                ScoreStore::from_noise_labels(train_split.noise.as_deref(), train_split.len(), context)
+            }
+            None => ScoreStore::new(train_split.len(), context, masking.initial_score()),
+        };
         let work = StepWork {
             score_tail: masking.scoring().map(|r| r.tail_layers as i64),
             mtp_depth: mtp_depth(cfg, &losses),
