@@ -338,6 +338,12 @@ pub struct ExperimentIndex {
     /// The variant reports compare the others with.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// Which epoch's evaluation the report shows.
+    #[serde(default)]
+    pub selection: crate::eval::selection::Selection,
+    /// The variant whose gain over the baseline is the bound reports measure others by.
+    #[serde(default)]
+    pub oracle: Option<String>,
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
@@ -359,6 +365,8 @@ impl ExperimentIndex {
             name: spec.experiment.name.clone(),
             description: spec.experiment.description.clone(),
             baseline: spec.experiment.baseline.clone(),
+            selection: spec.experiment.selection,
+            oracle: spec.experiment.oracle.clone(),
             spec: spec.file.clone(),
             runs: spec
                 .runs

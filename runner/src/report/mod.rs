@@ -1,12 +1,14 @@
 //! Reports for papers, rebuilt from the run store alone: Polars tables (CSV, Parquet,
 //! Markdown, LaTeX), plotters charts (SVG and PNG) and a `README.md` that ties them
 //! together. Reading the store ([`store`]) → statistics over seeds ([`tables`]) → text
-//! tables ([`text_table`]) and charts ([`charts`]) → the report page ([`page`]).
+//! tables ([`text_table`], [`diagnostics`]) and charts ([`charts`]) → the report page
+//! ([`page`]).
 //!
 //! A report works on partial results: runs that are missing, failed or still running are
 //! listed, never a reason to stop.
 
 pub mod charts;
+pub mod diagnostics;
 pub mod page;
 pub mod store;
 pub mod tables;
@@ -39,6 +41,13 @@ pub enum ReportError {
     },
     #[error("drawing {}: {message}", path.display())]
     Chart { path: PathBuf, message: String },
+    #[error("run `{variant}` seed {seed}: {source}")]
+    Selection {
+        variant: String,
+        seed: u64,
+        #[source]
+        source: crate::eval::selection::SelectionError,
+    },
 }
 
 /// What a report wrote, and what it could not show.
@@ -72,10 +81,22 @@ pub fn write(experiment_dir: &Path) -> Result<Report, ReportError> {
         save("ablation.md", &a.to_markdown())?;
         save("ablation.tex", &a.to_latex())?;
     }
-    let charts = charts::draw_all(&experiment, &tables, &experiment_dir.join("charts"))?;
+    let stats = charts::Stats::of(&tables)?;
+    let diagnostics = diagnostics::table(&experiment, &stats);
+    if let Some(d) = &diagnostics {
+        save("diagnostics.md", &d.to_markdown())?;
+        save("diagnostics.tex", &d.to_latex())?;
+    }
+    let charts = charts::draw_all(&experiment, &stats, &experiment_dir.join("charts"))?;
     save(
         "README.md",
-        &page::render(&experiment, &results, ablation.as_ref(), &charts),
+        &page::render(
+            &experiment,
+            &results,
+            ablation.as_ref(),
+            diagnostics.as_ref(),
+            &charts,
+        ),
     )?;
     for (name, frame) in [
         ("results", &tables.results),

@@ -11,6 +11,7 @@ pub fn render(
     experiment: &StoredExperiment,
     results: &TextTable,
     ablation: Option<&TextTable>,
+    diagnostics: Option<&TextTable>,
     charts: &[Drawn],
 ) -> String {
     let mut s = format!("# {}\n\n", experiment.name);
@@ -41,8 +42,13 @@ pub fn render(
     s += "## Results\n\n";
     writeln!(s, "{}\n", results.caption).unwrap();
     s += &results.to_markdown();
-    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch. \
-          Error terms are the sample standard deviation (n − 1 in the denominator) over the \
+    writeln!(
+        s,
+        "\nEach number is the retrieval metric (%) of the evaluation {}.",
+        experiment.selection_text()
+    )
+    .unwrap();
+    s += "Error terms are the sample standard deviation (n − 1 in the denominator) over the \
           n finished seeds of a variant; with one seed there is none. Runs that did not \
           finish are not counted (see *Runs*). Tables: `results.csv`, `results.parquet`, \
           `results.tex` (booktabs); per-epoch values of every run: `curves.csv`, \
@@ -53,6 +59,15 @@ pub fn render(
         writeln!(s, "{}\n", a.caption).unwrap();
         s += &a.to_markdown();
         s += "\nAlso as `ablation.tex`.\n\n";
+    }
+
+    if let Some(d) = diagnostics {
+        s += "## Diagnostics\n\n";
+        writeln!(s, "{}\n", d.caption).unwrap();
+        s += &d.to_markdown();
+        s += "\nThe share of the oracle's gain says how much of what masking the noise can win \
+              back on this data a variant wins; it means little unless the oracle's gain is above \
+              its spread. Also as `diagnostics.tex`; per epoch in `curves.csv`.\n\n";
     }
 
     if !charts.is_empty() {

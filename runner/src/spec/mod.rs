@@ -21,8 +21,8 @@ use toml::Value;
 use crate::plugin::{PluginCode, PluginSet};
 
 pub use config::{
-    CheckpointChoice, ComponentConfig, DataConfig, InitSource, LossConfig, ModelSpec, RunConfig, RunRef,
-    TrainConfig, DATASET_RUNNER_KEYS,
+    CheckpointChoice, ComponentConfig, DataConfig, InitSource, KeepBest, LossConfig, ModelSpec, RunConfig,
+    RunRef, TrainConfig, DATASET_RUNNER_KEYS,
 };
 pub use identity::Upstream;
 pub use merge::merge;
@@ -60,6 +60,28 @@ pub enum SpecError {
     },
 }
 
+/// `experiment.baseline` and `experiment.oracle` must each name a variant (a swept one by
+/// its full name): a misspelt name would silently leave the report without its comparison.
+fn check_named_variants(
+    file: &Path,
+    text: &str,
+    experiment: &Experiment,
+    names: &std::collections::BTreeSet<String>,
+) -> Result<(), SpecError> {
+    for (key, named) in [("baseline", &experiment.baseline), ("oracle", &experiment.oracle)] {
+        if let Some(name) = named.as_ref().filter(|n| !names.contains(*n)) {
+            let known: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            return Err(SpecError::Invalid {
+                file: file.into(),
+                line: line_of(text, key),
+                path: format!("experiment.{key}"),
+                message: format!("`{name}` is no variant; the variants are {}", known.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `[experiment]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,8 +98,16 @@ pub struct Experiment {
     /// The variant other variants are compared with in reports.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// The variant whose masking knows the noise (`scorer = "oracle"`): reports give each
+    /// variant's mAP gain over the baseline as a share of the oracle's gain.
+    #[serde(default)]
+    pub oracle: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Which epoch the report's numbers come from (last, best on validation, or each test
+    /// set's best: the paper's protocol).
+    #[serde(default)]
+    pub selection: crate::eval::selection::Selection,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -256,6 +286,7 @@ impl Spec {
                 runs.extend(Self::plans(file, text, &experiment, &overrides, name, resolved)?);
             }
         }
+        check_named_variants(file, text, &experiment, &names)?;
         Ok(Self {
             file: file.into(),
             experiment,

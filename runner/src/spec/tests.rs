@@ -89,6 +89,26 @@ fn unknown_keys_and_wrong_types_name_the_key_path_and_line() {
 }
 
 #[test]
+fn the_baseline_and_the_oracle_must_name_variants() {
+    let named = SPEC.replace(
+        "seeds = [1, 2]",
+        "seeds = [1, 2]\nbaseline = \"random\"\noracle = \"ga-dms\"",
+    );
+    let spec = parse(&named, &[]).unwrap();
+    assert_eq!(spec.experiment.oracle.as_deref(), Some("ga-dms"));
+    for (key, line) in [("baseline", 5), ("oracle", 6)] {
+        let bad = named.replace(&format!("{key} = \""), &format!("{key} = \"x"));
+        let err = parse(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("spec.toml:{line}: key `experiment.{key}`"))
+                && err.contains("is no variant")
+                && err.contains("`ga-dms`, `random`"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn the_model_preset_resolves_with_overrides() {
     let spec = parse(
         &SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layers = 8"),
@@ -249,6 +269,20 @@ fn init_takes_a_file_or_a_run_of_another_spec() {
             checkpoint: CheckpointChoice::Best,
         }))
     );
+    assert_eq!(
+        init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"best:CUHK-PEDES\" }")
+            .unwrap(),
+        Some(InitSource::Run(RunRef {
+            spec: "up.toml".into(),
+            variant: "clip".into(),
+            seed: 1,
+            checkpoint: CheckpointChoice::BestOn("CUHK-PEDES".into()),
+        }))
+    );
+    let err = init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"bestest\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"best:<test set>\""), "{err}");
     let err = init("{ spec = \"up.toml\", variant = \"clip\" }")
         .unwrap_err()
         .to_string();
