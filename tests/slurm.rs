@@ -4,7 +4,8 @@
 //! run exactly once and writes the report; a second submission, while the array waits or
 //! runs and after it, finds nothing to do; a task whose run fails leaves it `failed`, as a
 //! local run does; a task killed with scancel leaves its run to
-//! resume from its checkpoint at the next submission; and `srun -n 2 gadms-run run SPEC`
+//! resume from its checkpoint at the next submission; a run whose `model.init` names a run
+//! still queued starts after that run's task; and `srun -n 2 gadms-run run SPEC`
 //! trains one run across its two tasks (on Gloo, where the build has it) with no flag.
 //!
 //! Skipped, saying why, where SLURM cannot be set up (no apt-get, not root) or with
@@ -172,6 +173,7 @@ fn arrays_tasks_and_srun_steps_on_a_real_one_node_slurm() {
     an_array_trains_every_run_once(&cluster);
     a_failing_task_leaves_its_run_failed(&cluster);
     a_killed_task_leaves_its_run_to_the_next_submission(&cluster);
+    a_run_starting_from_a_queued_run_waits_for_its_task(&cluster);
     the_tasks_of_an_srun_step_train_one_run_as_its_ranks(&cluster);
 }
 
@@ -319,6 +321,40 @@ fn a_killed_task_leaves_its_run_to_the_next_submission(cluster: &Cluster) {
     assert_eq!(read_json(&run.join("status.json"))["state"], "done");
     let log = std::fs::read_to_string(run.join("run.log")).unwrap();
     assert!(log.contains("resumed after epoch"), "{log}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn a_run_starting_from_a_queued_run_waits_for_its_task(cluster: &Cluster) {
+    let dir = cli::scratch("slurm-upstream");
+    let (up, down) = (dir.join("up.toml"), dir.join("down.toml"));
+    std::fs::write(&up, tiny::one_run("up")).unwrap();
+    let init = r#"init = { spec = "up.toml", variant = "clip", seed = 1 }"#;
+    std::fs::write(
+        &down,
+        tiny::one_run("down").replace("[base.model]", &format!("[base.model]\n{init}")),
+    )
+    .unwrap();
+    let (_, refused) = cluster.gadms(&args(&down, &[]));
+    assert!(refused.contains("not finished and is not queued"), "{refused}");
+    let (out, text) = cluster.gadms(&args(&up, &[]));
+    assert!(out.status.success(), "{text}");
+    let (up_array, up_report) = submitted(&text);
+    let (out, text) = cluster.gadms(&args(&down, &[]));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("have succeeded: job(s) {up_array}_0")),
+        "{text}"
+    );
+    let (array, report) = submitted(&text);
+    cluster.wait_for(&[&up_array, &up_report, &array, &report]);
+    for experiment in ["up", "down"] {
+        let status = read_json(
+            &dir.join("out")
+                .join(experiment)
+                .join("runs/clip/seed-1/status.json"),
+        );
+        assert_eq!(status["state"], "done", "{experiment}: {status}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -64,16 +64,21 @@ pub fn submit(
     report_problems(plugins);
     // Missing data, weights or plugins stop the submission before anything queues.
     check_variants(spec, plugins, &selection.only)?;
-    let submitted = request.submit(selection, &args.sbatch)?;
+    let submitted = request.submit(selection, &queue, &args.sbatch)?;
     println!(
-        "submitted job array {} ({} task(s)) and job {} for the report after it; logs in {}\n\
-         follow it with: gadms-run status {}",
+        "submitted job array {} ({} task(s)) and job {} for the report after it; logs in {}",
         submitted.array,
         request.runs.len(),
         submitted.report,
         submitted.log_dir.display(),
-        args.spec.display()
     );
+    if !submitted.after.is_empty() {
+        println!(
+            "the array starts once the runs its runs start from (`model.init`) have succeeded: job(s) {}",
+            submitted.after.join(", ")
+        );
+    }
+    println!("follow it with: gadms-run status {}", args.spec.display());
     Ok(ExitCode::SUCCESS)
 }
 

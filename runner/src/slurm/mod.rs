@@ -42,8 +42,9 @@ pub enum SlurmError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(
-        "`model.init` of variant `{variant}` names {upstream}, which has not finished; submit that \
-         spec first (`gadms-run run UPSTREAM.toml --slurm`) and this one once its run is done"
+        "`model.init` of variant `{variant}` names {upstream}, which has not finished and is not queued; \
+         submit that spec first (`gadms-run run UPSTREAM.toml --slurm`): this array then starts once \
+         that run's task has succeeded"
     )]
     Upstream { variant: String, upstream: String },
 }

@@ -66,11 +66,12 @@ pub struct Request<'a> {
     pub report_command: Vec<String>,
 }
 
-/// What was submitted: the array's job id, the report job's, and where the scripts and
-/// the tasks' logs are.
+/// What was submitted: the array's job id, the report job's, the jobs the array waits for
+/// (of the runs its runs start from), and where the scripts and the tasks' logs are.
 pub struct Submitted {
     pub array: String,
     pub report: String,
+    pub after: Vec<String>,
     pub log_dir: PathBuf,
 }
 
@@ -98,9 +99,15 @@ impl Request<'_> {
     }
 
     /// Marks the runs pending, submits the array (with `sbatch_args` on sbatch's command
-    /// line) and the report job after it, and records each run's task in its folder.
-    pub fn submit(&self, selection: &Selection, sbatch_args: &[String]) -> Result<Submitted, SlurmError> {
-        self.check_upstreams()?;
+    /// line, after the jobs of the runs they start from, see [`Self::upstream_jobs`]) and the
+    /// report job after it, and records each run's task in its folder.
+    pub fn submit(
+        &self,
+        selection: &Selection,
+        queue: &Queue,
+        sbatch_args: &[String],
+    ) -> Result<Submitted, SlurmError> {
+        let upstream = self.upstream_jobs(queue)?;
         crate::experiment::mark_pending(self.spec, selection)?;
         let log_dir = self.log_dir();
         std::fs::create_dir_all(&log_dir).map_err(|source| SlurmError::Io {
@@ -108,7 +115,13 @@ impl Request<'_> {
             source,
         })?;
         let (array_script, report_script) = self.scripts();
-        let array = sbatch(&log_dir, "array", &array_script, sbatch_args)?;
+        let after_upstream =
+            (!upstream.is_empty()).then(|| format!("--dependency=afterok:{}", upstream.join(":")));
+        let args: Vec<String> = after_upstream
+            .into_iter()
+            .chain(sbatch_args.iter().cloned())
+            .collect();
+        let array = sbatch(&log_dir, "array", &array_script, &args)?;
         let out = self.spec.output_dir();
         for (task, plan) in self.runs.iter().enumerate() {
             RunDir::new(&out, plan).set_job(&format!("{array}_{task}"), plan)?;
@@ -122,30 +135,43 @@ impl Request<'_> {
         Ok(Submitted {
             array,
             report,
+            after: upstream,
             log_dir,
         })
     }
 
-    /// A run that starts from another run's weights (`model.init`) needs that run finished:
-    /// the tasks train one run each, not the runs they start from.
-    fn check_upstreams(&self) -> Result<(), SlurmError> {
+    /// A run that starts from another run's weights (`model.init`) needs that run finished,
+    /// since a task trains its own run only: the SLURM jobs of such runs that are queued or
+    /// running (their tasks), for the array to start after. A run that is neither finished
+    /// nor in the queue is an error.
+    fn upstream_jobs(&self, queue: &Queue) -> Result<Vec<String>, SlurmError> {
+        let mut jobs: Vec<String> = Vec::new();
         for plan in &self.runs {
             let Some(up) = plan.upstream.as_deref() else {
                 continue;
             };
-            let done = RunDir {
+            let dir = RunDir {
                 path: up.run_dir.clone(),
-            }
-            .status()
-            .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
-            if !done {
-                return Err(SlurmError::Upstream {
-                    variant: plan.variant.clone(),
-                    upstream: up.describe(),
-                });
+            };
+            let done = dir
+                .status()
+                .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
+            let queued = dir
+                .job()
+                .filter(|j| j.hash == up.hash && queue.state(&j.id).is_some());
+            match (done, queued) {
+                (true, _) => {}
+                (false, Some(job)) if jobs.contains(&job.id) => {}
+                (false, Some(job)) => jobs.push(job.id),
+                (false, None) => {
+                    return Err(SlurmError::Upstream {
+                        variant: plan.variant.clone(),
+                        upstream: up.describe(),
+                    })
+                }
             }
         }
-        Ok(())
+        Ok(jobs)
     }
 }
 
