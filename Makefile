@@ -64,6 +64,8 @@ build: $(LIBTORCH) $(GLOO_HEADERS)
 	$(CARGO) build --release --workspace --all-targets
 
 # Benchmarks are built (so they stay compilable) but not run: they measure, they do not test.
+# tests/slurm.rs starts a one-node SLURM (tests/slurm/setup.sh installs slurm-wlm with apt
+# where it is missing and it can) and stops it after; it skips, saying why, where it cannot.
 test: build $(TENSORBOARD_STAMP) $(PDFLATEX)
 	$(CARGO) test --release --workspace --lib --bins --tests
 

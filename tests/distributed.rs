@@ -179,13 +179,24 @@ fn ranks_train_as_one_process_on_the_global_batch() {
     let losses = train_records(&one);
     assert_eq!(losses.len(), 4, "24 captions in global batches of 6");
 
-    for world in [2, 3] {
-        let dir = setup(&format!("ranks-{world}"));
+    // (ranks, `train.micro_batch`): SDM and ID compare the whole global batch, so gradient
+    // caching over micro-batches, alone or across ranks, computes the same step too.
+    for (world, micro) in [(2, 0), (3, 0), (1, 2), (2, 1)] {
+        let dir = setup(&format!("ranks-{world}-micro-{micro}"));
+        let (ranks, micro_batch) = (world.to_string(), format!("train.micro_batch={micro}"));
         let (out, text) = gadms(
             &dir,
-            &["run", "spec.toml", "--nproc-per-node", &world.to_string()],
+            &[
+                "run",
+                "spec.toml",
+                "--nproc-per-node",
+                &ranks,
+                "--set",
+                &micro_batch,
+            ],
         );
-        assert!(out.status.success(), "{world} ranks:\n{text}");
+        let case = format!("{world} ranks, micro-batches of {micro}");
+        assert!(out.status.success(), "{case}:\n{text}");
         assert_eq!(status(&dir)["state"], "done", "{text}");
 
         let theirs = tensors(&run_dir(&dir).join("checkpoint/model.safetensors"));
@@ -194,7 +205,7 @@ fn ranks_train_as_one_process_on_the_global_batch() {
             let diff = (w - &theirs[name]).abs().max().double_value(&[]);
             assert!(
                 diff < 1e-5,
-                "`{name}` after one epoch: {world} ranks differ from one process by {diff}"
+                "`{name}` after one epoch: {case} differs from one process by {diff}"
             );
         }
 
@@ -205,7 +216,7 @@ fn ranks_train_as_one_process_on_the_global_batch() {
                 let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
                 assert!(
                     (x - y).abs() <= 1e-5 * x.abs().max(1.0),
-                    "step {}: `{key}` is {x} in one process, {y} across {world} ranks",
+                    "step {}: `{key}` is {x} in one process, {y} with {case}",
                     a["step"]
                 );
             }
@@ -221,7 +232,7 @@ fn ranks_train_as_one_process_on_the_global_batch() {
         assert_eq!(
             untouched.sum(tch::Kind::Int64).int64_value(&[]),
             0,
-            "{world} ranks: rows still at the initial score"
+            "{case}: rows still at the initial score"
         );
         let leftovers: Vec<_> = std::fs::read_dir(dir.join("out/dist"))
             .unwrap()

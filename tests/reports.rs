@@ -171,7 +171,13 @@ fn pdf_text(path: &Path) -> Option<String> {
 fn every_chart_is_drawn_as_svg_pdf_and_png_and_shows_something() {
     let dir = store("charts");
     report(&dir);
-    let charts = ["retrieval-toy", "curves", "noise-auroc", "token-scores-scored"];
+    let charts = [
+        "retrieval-toy",
+        "curves",
+        "collapse",
+        "noise-auroc",
+        "token-scores-scored",
+    ];
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     for name in charts {
         let png = image::open(dir.join(format!("charts/{name}.png")))
@@ -251,10 +257,58 @@ fn every_chart_is_drawn_as_svg_pdf_and_png_and_shows_something() {
     }
     let auroc = pdf("noise-auroc");
     assert!(auroc.contains("scored") && !auroc.contains("plain") && auroc.contains("chance (0.5)"));
+    assert!(auroc.contains("all tokens") && auroc.contains("content words"));
     let tokens = pdf("token-scores-scored");
     for token in ["woman", "click", "backpack", "masked for MTP", "injected noise"] {
         assert!(tokens.contains(token), "token chart lacks `{token}`");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The diagnostics table against hand computations on the fixture: `scored` is named the
+/// oracle. mAP means: plain 13.00 (± 1.41), masked_50% 16.75 (± 1.06), scored 21.25 (one
+/// seed), so masked_50% wins (16.75 − 13) / (21.25 − 13) = 45 % of the oracle's gain, with a
+/// spread of √(1.06² + 1.41²) = 1.77. Its last content-word AUROCs are 0.7 and 0.8, its last
+/// image cosines 0.2 and 0.4.
+#[test]
+fn the_diagnostics_measure_each_variant_against_the_oracle() {
+    let dir = store("diagnostics");
+    let report_alone = |dir: &Path| {
+        report(dir);
+        std::fs::read_to_string(dir.join("diagnostics.md")).unwrap()
+    };
+    let without = report_alone(&dir);
+    assert!(!without.contains("share"), "no oracle, no share: {without}");
+    assert!(without.contains("noise AUROC (content words)"), "{without}");
+
+    let index = dir.join("experiment.json");
+    let mut experiment: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    experiment["oracle"] = "scored".into();
+    std::fs::write(&index, experiment.to_string()).unwrap();
+    let table = report_alone(&dir);
+    let row = |variant: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {variant} |")))
+            .unwrap_or_else(|| panic!("no row of {variant}: {table}"))
+            .to_string()
+    };
+    let masked = row("masked_50%");
+    for cell in [
+        "| 3.75 ± 1.77 | 45 % |",
+        "| 0.75 ± 0.07 |",
+        "| 0.30 ± 0.14 | 0.50 ± 0.00 |",
+    ] {
+        assert!(masked.contains(cell), "{masked} lacks {cell}");
+    }
+    assert!(row("scored").contains("| 8.25 | 100 % |"), "{table}");
+    assert!(row("plain").contains("| 0.00 ± 2.00 | 0 % |"), "{table}");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("## Diagnostics") && readme.contains("the oracle `scored`"),
+        "{readme}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -491,4 +545,89 @@ fn compile_latex(dir: &Path, tables: &[&str]) {
         "pdflatex failed:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// `experiment.selection = "best-test"` reports each run's best epoch on the test set itself
+/// (the mean of those over seeds), says so in the caption; `best-val` without a validation
+/// set is refused naming the key.
+#[test]
+fn the_selection_protocol_picks_the_epoch_and_is_named() {
+    let dir = store("selection");
+    let index = dir.join("experiment.json");
+    let with = |selection: &str| {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        json["selection"] = selection.into();
+        std::fs::write(&index, json.to_string()).unwrap();
+    };
+    // The fixture's R@1 rises every epoch; make one run peak before its last epoch.
+    let peaked = dir.join("runs/plain/seed-1/metrics.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&peaked)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            if r["kind"] == "eval" && r["epoch"] == 1 {
+                r["R1"] = 30.0.into();
+            }
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&peaked, lines.join("\n")).unwrap();
+    with("best-test");
+    report(&dir);
+    // By hand: per finished run, the highest R@1 over its epochs; averaged over the seeds.
+    let mut best: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for run in ["plain", "masked_50%", "scored"]
+        .iter()
+        .flat_map(|v| [format!("{v}/seed-1"), format!("{v}/seed-2")])
+    {
+        let path = dir.join("runs").join(&run);
+        let status = std::fs::read_to_string(path.join("status.json")).unwrap();
+        if !status.contains("\"done\"") {
+            continue;
+        }
+        let r1 = std::fs::read_to_string(path.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "eval")
+            .map(|r| r["R1"].as_f64().unwrap())
+            .fold(f64::NEG_INFINITY, f64::max);
+        best.entry(run.split('/').next().unwrap().into())
+            .or_default()
+            .push(r1);
+    }
+    let results = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(dir.join("results.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let variants = results.column("variant").unwrap().str().unwrap().clone();
+    let r1 = results.column("R1_mean").unwrap().f64().unwrap().clone();
+    let mut checked = 0;
+    for (variant, values) in &best {
+        let row = (0..results.height())
+            .find(|&i| variants.get(i) == Some(variant.as_str()))
+            .unwrap();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!(
+            (r1.get(row).unwrap() - mean).abs() < 1e-9,
+            "{variant}: {:?} vs {mean}",
+            r1.get(row)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "the fixture's variants with finished runs");
+    let page = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(page.contains("the paper's protocol"), "{page}");
+
+    with("best-val");
+    let (out, text) = cli::gadms_run([Path::new("report"), &dir]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("`experiment.selection = \"best-val\"`") && text.contains("split = \"val\""),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -320,6 +320,23 @@ fn a_run_another_process_holds_is_skipped_and_left_alone() {
     assert!(planned(&spec, "clip").contains("another gadms-run holds its lock"));
     let (_, text) = run(&spec, &[]);
     assert!(text.contains("another gadms-run is training this run"), "{text}");
+    // A run that starts from the held one says so, and trains nothing.
+    let down = dir.join("down.toml");
+    std::fs::write(
+        &down,
+        downstream(r#"{ spec = "up.toml", variant = "clip", seed = 1 }"#),
+    )
+    .unwrap();
+    let (out, text) = run(&down, &[]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("which another gadms-run is training") && text.contains("once it has finished"),
+        "{text}"
+    );
+    assert!(
+        !run_dir(&dir, "down", "clip").join("status.json").exists(),
+        "{text}"
+    );
     assert!(
         !run_path.join("status.json").exists(),
         "nothing was written into the held run"
@@ -347,5 +364,61 @@ fn a_cuda_run_without_cuda_fails_instead_of_training_on_the_cpu() {
     assert!(text.contains("libtorch sees no CUDA device"), "{text}");
     let status = read_json(&run_dir(&dir, "up", "clip").join("status.json"));
     assert_eq!(status["state"], "failed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `train.keep_best = "each"` keeps each test set's own best epoch in `best-<set>/` (the
+/// paper's protocol), and `checkpoint = "best:<set>"` fine-tunes from it; asked of a run
+/// that did not keep it, the error says what to set.
+#[test]
+fn a_test_set_s_own_best_is_kept_on_request_and_starts_a_fine_tuning() {
+    let dir = cli::scratch("store-best-test");
+    let up = dir.join("up.toml");
+    let recipe = tiny::one_run("up").replace("epochs = 1", "epochs = 2");
+    std::fs::write(&up, &recipe).unwrap();
+    let down = dir.join("down.toml");
+    let init = r#"{ spec = "up.toml", variant = "clip", seed = 1, checkpoint = "best:synth" }"#;
+    std::fs::write(&down, downstream(init)).unwrap();
+
+    let (out, text) = run(&down, &[]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("finished without `best-synth/`") && text.contains("train.keep_best = \"each\""),
+        "{text}"
+    );
+
+    std::fs::write(
+        &up,
+        recipe.replace("[base.train]", "[base.train]\nkeep_best = \"each\""),
+    )
+    .unwrap();
+    let (out, text) = run(&up, &["--force"]);
+    assert!(out.status.success(), "{text}");
+    let up_run = run_dir(&dir, "up", "clip");
+    let kept = read_json(&up_run.join("best-synth/best.json"));
+    let best_epoch = std::fs::read_to_string(up_run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "eval" && r["dataset"] == "synth")
+        .fold((0, f64::NEG_INFINITY), |(e, best), r| {
+            let r1 = r["R1"].as_f64().unwrap();
+            if r1 > best {
+                (r["epoch"].as_u64().unwrap(), r1)
+            } else {
+                (e, best)
+            }
+        })
+        .0;
+    assert_eq!(kept["epoch"].as_u64(), Some(best_epoch), "{kept}");
+    assert_eq!(kept["dataset"], "synth");
+
+    let (out, text) = run(&down, &[]);
+    assert!(out.status.success(), "{text}");
+    let status = read_json(&run_dir(&dir, "down", "clip").join("status.json"));
+    assert!(
+        status.to_string().contains("best-synth"),
+        "the identity names the checkpoint: {status}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

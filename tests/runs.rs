@@ -593,10 +593,38 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         vs.save(&file).unwrap();
     };
     stand_in(&dir.join("experiments/pretrain-webperson.toml"));
-    for spec in &specs {
+    // The global batch each recipe names, and how one process and 8 GPUs cut it.
+    let batches = [
+        (
+            "ablation-masking.toml",
+            "batch 1024 per step in forwards of at most 128: on 1 process 8 micro-batches",
+        ),
+        (
+            "pretrain-webperson.toml",
+            "batch 1024 per step in forwards of at most 128: on 1 process 8 micro-batches",
+        ),
+        (
+            "pretrain-webperson-paper.toml",
+            "batch 512 per step in forwards of at most 128",
+        ),
+        (
+            "finetune-cuhk-pedes.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+        (
+            "finetune-icfg-pedes.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+        (
+            "finetune-rstpreid.toml",
+            "batch 64 per step, shared evenly by the ranks",
+        ),
+    ];
+    for (spec, batch) in batches {
         let path = dir.join("experiments").join(spec);
         let (out, text) = cli::gadms_run([OsStr::new("validate"), path.as_os_str()]);
         assert!(out.status.success(), "{spec}: {text}");
+        assert!(text.contains(batch), "{spec} should say `{batch}`: {text}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -744,5 +772,251 @@ fn the_stage_profile_records_every_stage_of_the_step() {
         log.contains("epoch 1 stages, median ms of"),
         "no stage line: {log}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `train.micro_batch` below the batch trains over micro-batches with gradient caching: the
+/// run finishes, its log says how the batch is cut, its steps per epoch stay the batch's,
+/// and every stage of the step is still timed.
+#[test]
+fn a_run_over_micro_batches_trains_with_the_batch_s_steps() {
+    let dir = setup("micro");
+    let mut command = cli::command();
+    command.env("GADMS_PROFILE_STAGES", "1").args([
+        OsStr::new("run"),
+        dir.join("spec.toml").as_os_str(),
+        OsStr::new("--only"),
+        OsStr::new("ga-dms"),
+        OsStr::new("--set"),
+        OsStr::new("train.epochs=1"),
+        OsStr::new("--set"),
+        OsStr::new("train.warmup_epochs=0"),
+        OsStr::new("--set"),
+        OsStr::new("train.micro_batch=4"),
+    ]);
+    let (out, text) = cli::output(command);
+    assert!(out.status.success(), "{text}");
+    let run = dir.join("out/tiny/runs/ga-dms/seed-3");
+    let log = std::fs::read_to_string(run.join("run.log")).unwrap();
+    assert!(
+        log.contains("batch 8 = 1 rank × 2 micro-batches of 4 (gradient caching)"),
+        "{log}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last_train = records.iter().rfind(|r| r["kind"] == "train").unwrap();
+    let captions: u64 = log
+        .split(" training captions")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no caption count in the log: {log}"));
+    assert_eq!(
+        last_train["step"].as_u64(),
+        Some(captions.div_ceil(8)),
+        "steps of the batch, not of the micro-batch: {last_train}"
+    );
+    assert!(
+        last_train["loss/mtp"].as_f64().is_some_and(f64::is_finite),
+        "{last_train}"
+    );
+    let stages = records.iter().find(|r| r["kind"] == "stages").unwrap();
+    for stage in ["image", "score", "alignment", "mtp", "losses", "backward"] {
+        let ms = stages[format!("{stage}_ms")].as_f64();
+        assert!(ms.is_some_and(|ms| ms > 0.0), "{stage}: {stages}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+const ORACLE_SPEC: &str = r#"
+[experiment]
+name = "oracle"
+seeds = [1]
+output = "out"
+baseline = "plain"
+oracle = "perfect noise mask"
+
+[base.model]
+preset = "tiny"
+vision_layers = 1
+text_layers = 2
+
+[base.data]
+train = { plugin = "synthetic-persons", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2, noise_rate = 0.8 }
+eval = [{ plugin = "synthetic-persons", name = "synth", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2 }]
+
+[base.train]
+epochs = 1
+warmup_epochs = 0
+batch_size = 8
+lr = 1e-4
+device = "cpu"
+
+[base.masking]
+plugin = "gadms"
+scorer = "oracle"
+
+[base.losses]
+sdm = {}
+mtp = { weight = 0.3, depth = 1 }
+
+[[variant]]
+name = "plain"
+masking = { plugin = "none" }
+losses = { mtp = { weight = 0.0 } }
+
+[[variant]]
+name = "oracle scores"
+
+[[variant]]
+name = "perfect noise mask"
+masking = { noise_deterministic = true }
+"#;
+
+/// The records of one run of the oracle spec's store.
+fn oracle_records(dir: &Path, variant: &str) -> Vec<serde_json::Value> {
+    let path = dir
+        .join("out/oracle/runs")
+        .join(variant)
+        .join("seed-1/metrics.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The sampled captions of one run's `token-scores.json` that carry labelled noise.
+fn noisy_samples(dir: &Path, variant: &str) -> Vec<serde_json::Value> {
+    let path = dir
+        .join("out/oracle/runs")
+        .join(variant)
+        .join("seed-1/token-scores.json");
+    let sheet: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let captions: Vec<serde_json::Value> = sheet["captions"].as_array().unwrap().clone();
+    let noisy: Vec<_> = captions
+        .into_iter()
+        .filter(|c| c["true_noise"].as_array().unwrap().iter().any(|f| f == true))
+        .collect();
+    assert!(!noisy.is_empty(), "{variant}: no noisy caption was sampled");
+    noisy
+}
+
+fn flags(caption: &serde_json::Value, key: &str) -> Vec<bool> {
+    caption[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_bool().unwrap())
+        .collect()
+}
+
+/// `scorer = "oracle"` trains from the dataset's noise labels, through the SDK: every
+/// labelled noise token scores below every other token, its noise AUROCs are 1, the
+/// deterministic noise mask masks exactly the noise and the probabilistic one nothing but
+/// noise (besides the at-least-one fallback on the first word). The evaluations log the
+/// feature cosines, and the report shares each variant's gain out in units of the oracle's.
+#[test]
+fn an_oracle_masks_the_labelled_noise_and_the_report_measures_variants_against_it() {
+    let dir = cli::scratch("runs-oracle");
+    std::fs::write(dir.join("spec.toml"), ORACLE_SPEC).unwrap();
+    let (out, text) = run(&dir, &[]);
+    assert!(out.status.success(), "{text}");
+
+    for variant in ["oracle scores", "perfect noise mask"] {
+        for caption in noisy_samples(&dir, variant) {
+            let noise = flags(&caption, "true_noise");
+            let scores: Vec<f64> = caption["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .collect();
+            let highest_noise = noise
+                .iter()
+                .zip(&scores)
+                .filter(|(n, _)| **n)
+                .map(|(_, s)| *s)
+                .fold(f64::MIN, f64::max);
+            let lowest_clean = noise
+                .iter()
+                .zip(&scores)
+                .filter(|(n, _)| !**n)
+                .map(|(_, s)| *s)
+                .fold(f64::MAX, f64::min);
+            assert!(highest_noise < lowest_clean, "{variant}: {caption}");
+            let masked = flags(&caption, "noise_masked");
+            if variant == "perfect noise mask" {
+                assert_eq!(
+                    masked, noise,
+                    "{variant}: the alignment text drops all noise, nothing else: {caption}"
+                );
+            } else {
+                let stray = (1..masked.len()).any(|t| masked[t] && !noise[t]);
+                assert!(!stray, "{variant}: a clean token masked: {caption}");
+            }
+        }
+        let records = oracle_records(&dir, variant);
+        let auroc = records
+            .iter()
+            .find(|r| r["kind"] == "noise")
+            .unwrap_or_else(|| panic!("{variant}: no AUROC"));
+        assert_eq!(
+            (auroc["auroc"].as_f64(), auroc["auroc_content"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+    }
+    for r in oracle_records(&dir, "plain")
+        .iter()
+        .filter(|r| r["kind"] == "eval")
+    {
+        for key in ["image_cosine", "text_cosine"] {
+            let cosine = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+            assert!((-1.0..=1.0).contains(&cosine), "{r}");
+        }
+    }
+    let readme = std::fs::read_to_string(dir.join("out/oracle/README.md")).unwrap();
+    assert!(
+        readme.contains("## Diagnostics") && readme.contains("share of the oracle's gain"),
+        "{readme}"
+    );
+    let diagnostics = readme.split("## Diagnostics").nth(1).unwrap();
+    let perfect_row = diagnostics
+        .lines()
+        .find(|l| l.starts_with("| perfect noise mask |"))
+        .unwrap();
+    assert!(perfect_row.contains("| 100 % |"), "{perfect_row}");
+    assert!(dir.join("out/oracle/charts/collapse.png").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A dataset that does not label its noise (a real benchmark, here with stand-in files) is
+/// refused for the oracle before anything trains, naming the dataset and the option.
+#[test]
+fn an_oracle_on_a_dataset_without_noise_labels_is_refused_naming_both() {
+    let dir = cli::scratch("runs-oracle-unlabelled");
+    std::fs::create_dir_all(dir.join("data/CUHK-PEDES/imgs")).unwrap();
+    std::fs::write(dir.join("data/CUHK-PEDES/reid_raw.json"), "[]").unwrap();
+    let spec = ORACLE_SPEC.replace(
+        "train = { plugin = \"synthetic-persons\", train_ids = 6, images_per_id = 2, test_ids = 3, val_ids = 2, noise_rate = 0.8 }",
+        "train = { plugin = \"cuhk-pedes\", root = \"data\" }",
+    );
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    for command in ["validate", "run"] {
+        let (out, text) = cli::gadms_run([OsStr::new(command), dir.join("spec.toml").as_os_str()]);
+        assert!(!out.status.success(), "{command}: {text}");
+        for needle in [
+            "`cuhk-pedes`",
+            "`scorer = \"oracle\"`",
+            "does not label its noise",
+            "oracle scores",
+        ] {
+            assert!(text.contains(needle), "{command}: `{needle}` missing in {text}");
+        }
+        assert!(!text.contains("epoch 1"), "{command}: nothing trains: {text}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

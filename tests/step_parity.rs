@@ -5,113 +5,29 @@
 
 use std::collections::HashMap;
 
-use gadms::model::weights::{load_named, read_safetensors, Strictness};
-use gadms::model::{Clip, TextTransformer};
-use gadms::plugin::{default_search_path, PluginSet};
 use gadms::train::optim::AdamConfig;
 use gadms::train::stages::Stages;
-use gadms::train::step::{self, Batch, MtpBatch, WeightedLoss};
-use gadms_golden::{assert_close, Golden};
-use gadms_plugin::loss::LossContext;
-use gadms_plugin::masking::{MaskingContext, Vocab};
-use tch::nn::VarStore;
+use gadms::train::step;
+use gadms_golden::assert_close;
 use tch::{Kind, Tensor};
 
 mod common;
-use common::{device, golden_config, int, tensors_on};
-
-fn plugins() -> PluginSet {
-    let set = PluginSet::discover(&default_search_path());
-    assert!(
-        set.problems.is_empty(),
-        "plugin problems: {:?}",
-        set.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
-    );
-    set
-}
+#[path = "common/golden_step.rs"]
+mod golden_step;
+use golden_step::GoldenStep;
 
 #[test]
 fn one_training_step_matches_the_reference() {
-    let g = Golden::load();
-    let c = g.model_config();
-    let config = golden_config(&g);
-    let device = device();
-    let io = tensors_on(&g, "model_io.safetensors", device);
-    let plugins = plugins();
-
-    let vs = VarStore::new(device);
-    let clip = Clip::new(&vs.root(), &config);
-    let vocab = Vocab::clip_layout(config.vocab_size);
-    let ctx = LossContext {
-        embed_dim: config.embed_dim,
-        vocab,
-        num_classes: int(c, "num_classes"),
-    };
-    let build = |name: &str, options: &str| {
-        plugins
-            .loss(name)
-            .unwrap()
-            .build(&vs.root(), &ctx, options)
-            .unwrap()
-    };
-    let mtp_options = format!(
-        "depth = {}\nheads = {}",
-        int(c, "cmt_depth"),
-        int(c, "cross_heads")
-    );
-    let losses = vec![
-        WeightedLoss {
-            name: "sdm".into(),
-            weight: 1.0,
-            loss: build("sdm", ""),
-        },
-        WeightedLoss {
-            name: "mtp".into(),
-            weight: c["mlm_loss_weight"].as_f64().unwrap(),
-            loss: build("mtp", &mtp_options),
-        },
-    ];
+    let fixture = GoldenStep::new();
+    let (g, io, vs) = (&fixture.golden, &fixture.io, &fixture.vs);
+    let losses = vec![fixture.loss("sdm", 1.0, ""), fixture.mtp()];
     // Built (so its parameters exist, as in the reference model) but not part of the loss.
-    let _id = build("id", "");
-    let file = g.dir.join("model.safetensors");
-    load_named(
-        &vs,
-        &read_safetensors(&file).unwrap(),
-        &file,
-        Strictness::default(),
-    )
-    .unwrap();
-
-    let batch_size = io["input/pids"].size()[0];
-    let masking_options = format!("layers = {}\ngroup = {batch_size}", int(c, "dense_layers_n"));
-    let masking = plugins
-        .masking("gadms")
-        .unwrap()
-        .create(
-            &MaskingContext {
-                vocab,
-                context_length: config.context_length,
-            },
-            &masking_options,
-        )
-        .unwrap();
-
-    let labels = io["input/mlm_labels"].shallow_clone();
-    let positions = labels.view([-1]).ne(0).nonzero().view([-1]);
-    let batch = Batch {
-        images: io["input/images"].shallow_clone(),
-        clean: io["input/caption_ids_ori"].shallow_clone(),
-        // Trimmed as the collator trims it: the reference's numbers from a shorter encode.
-        alignment: TextTransformer::feature_prefix(&io["input/noise_text"]),
-        mtp: Some(MtpBatch {
-            ids: io["input/mlm_ids"].shallow_clone(),
-            labels,
-            positions,
-        }),
-        pids: io["input/pids"].shallow_clone(),
-    };
+    let _id = fixture.loss("id", 1.0, "");
+    fixture.load_weights();
+    let masking = fixture.masking(fixture.batch_size());
+    let batch = fixture.batch(0, fixture.batch_size());
     let out = step::forward(
-        &clip,
+        &fixture.clip,
         masking.as_ref(),
         &losses,
         &batch,
@@ -127,7 +43,7 @@ fn one_training_step_matches_the_reference() {
     check("output/loss/total", &out.total);
 
     let lr = io["output/optimizer/lr_epoch1"].double_value(&[]);
-    let mut opt = AdamConfig::default().build(&vs);
+    let mut opt = AdamConfig::default().build(vs);
     assert_eq!(
         opt.rules().len(),
         1,

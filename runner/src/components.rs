@@ -42,6 +42,16 @@ pub enum ComponentError {
     Schedule(#[from] ScheduleError),
     #[error("{0}")]
     Train(String),
+    #[error(
+        "`masking` (plugin `{masking}`, `{option}`) masks from the training data's noise labels, but \
+         `data.train` (dataset `{dataset}`) does not label its noise; train on a dataset that does (e.g. \
+         `synthetic-persons`) or choose another scorer"
+    )]
+    NoNoiseLabels {
+        masking: String,
+        option: String,
+        dataset: String,
+    },
 }
 
 /// The vocabulary layout of a model config.
@@ -211,11 +221,12 @@ pub fn check(plugins: &PluginSet, plan: &RunPlan, base_dir: &Path) -> Result<Vec
     let model = config.model.resolve().map_err(ComponentError::Model)?;
     LrSchedule::for_training(&config.train)?;
     config.train.augment.validate().map_err(ComponentError::Train)?;
-    masking(plugins, &config.masking, &model)?;
+    let strategy = masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);
     // One class is enough to validate a classifier's options; the real count comes from the data.
     losses(plugins, config, &model, &scratch.root(), 1)?;
-    dataset(plugins, "data.train", &config.data.train, base_dir)?;
+    let train = dataset(plugins, "data.train", &config.data.train, base_dir)?;
+    require_noise_labels(config, strategy.as_ref(), train.as_ref())?;
     for (i, e) in config.data.eval.iter().enumerate() {
         dataset(plugins, &format!("data.eval[{i}]"), e, base_dir)?;
     }
@@ -238,6 +249,23 @@ pub fn check(plugins: &PluginSet, plan: &RunPlan, base_dir: &Path) -> Result<Vec
         }
     }
     Ok(notes)
+}
+
+/// A strategy that masks from noise labels (an oracle) needs a training set that labels its
+/// noise: without labels it would see every token as clean and quietly mask nothing.
+fn require_noise_labels(
+    config: &RunConfig,
+    strategy: &dyn MaskingStrategy,
+    train: &dyn Dataset,
+) -> Result<(), ComponentError> {
+    match strategy.noise_label_scores() {
+        Some(oracle) if !train.labels_noise() => Err(ComponentError::NoNoiseLabels {
+            masking: config.masking.plugin.clone(),
+            option: oracle.option,
+            dataset: config.data.train.plugin.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The note for a `model.init` run that has no checkpoint yet, once its model is known to

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::dist::{DistError, ProcessGroup};
 use crate::plugin::PluginSet;
 use crate::progress::Progress;
-use crate::spec::{RunPlan, Spec};
+use crate::spec::{CheckpointChoice, RunPlan, Spec, Upstream};
 use crate::store::{ExperimentIndex, LockError, RunDir, RunLock, State, StoreError};
 use crate::train::trainer::RunError;
 use crate::train::{checkpoint, trainer};
@@ -39,7 +39,9 @@ pub enum Action {
 }
 
 impl Selection {
-    fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
+    /// What `run` does with `plan`'s run, whose folder is `dir`, by its stored status (locks
+    /// aside: [`Action::Busy`] is for the caller that tried the lock).
+    pub fn action(&self, plan: &RunPlan, dir: &RunDir) -> Action {
         if !self.only.is_empty() && !self.only.contains(&plan.variant) {
             return Action::NotSelected;
         }
@@ -120,7 +122,7 @@ fn run_reason(status: Option<&crate::store::Status>, plan: &RunPlan, force: bool
 /// the store shows the whole matrix from the start; a result of another identity moves to
 /// the run's history first. Runs another process holds are left alone. Returns a line for
 /// each stored result that runs again, saying what changed and where the old one went.
-fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
+pub fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
     let out = spec.output_dir();
     ExperimentIndex::of(spec).write(&out)?;
     let mut notes = Vec::new();
@@ -473,6 +475,17 @@ pub enum UpstreamError {
     },
     #[error("`model.init` names {run}, which did not finish: {detail}")]
     Failed { run: String, detail: String },
+    #[error(
+        "`model.init` names {run}, which another gadms-run is training ({detail}); run this again once \
+         it has finished"
+    )]
+    Busy { run: String, detail: String },
+    #[error("`model.init` names {run}, which finished without `{folder}/`: {fix}")]
+    NoCheckpoint {
+        run: String,
+        folder: String,
+        fix: String,
+    },
     #[error(transparent)]
     Experiment(#[from] ExperimentError),
 }
@@ -494,38 +507,69 @@ pub fn run_upstreams(
         let done = RunDir::at(up.run_dir.clone())
             .status()
             .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
-        if done {
-            continue;
+        if !done {
+            outcomes.extend(train_upstream(up, plugins, group)?);
         }
-        let spec_error = |source| UpstreamError::Spec {
-            run: up.describe(),
-            source,
-        };
-        let mut upstream = Spec::load(&up.spec, &[]).map_err(spec_error)?;
-        upstream.bind(plugins).map_err(spec_error)?;
-        let plan = upstream.runs.iter().find(|p| p.hash == up.hash);
-        if let Some(plan) = plan {
-            // As for the spec's own runs: missing data or weights stop before anything trains.
-            crate::components::check(plugins, plan, &upstream.dir()).map_err(|source| {
-                UpstreamError::Check {
-                    run: up.describe(),
-                    source: Box::new(source),
-                }
-            })?;
-        }
-        let only_it = Selection {
-            runs: vec![up.hash.clone()],
-            ..Selection::default()
-        };
-        outcomes.extend(run_upstreams(&upstream, plugins, &only_it, group)?);
-        let summary = run(&upstream, plugins, &only_it, group)?;
-        if let Some(o) = summary.outcomes.iter().find(|o| o.state != "done") {
-            return Err(UpstreamError::Failed {
+        if !up.weights().is_file() {
+            return Err(UpstreamError::NoCheckpoint {
                 run: up.describe(),
-                detail: o.detail.clone(),
+                folder: up.checkpoint.folder(),
+                fix: missing_checkpoint_fix(&up.checkpoint),
             });
         }
-        outcomes.extend(summary.outcomes);
     }
     Ok(outcomes)
+}
+
+/// Trains upstream run `up` (its own upstreams first); the summary lines of what ran.
+fn train_upstream(
+    up: &Upstream,
+    plugins: &PluginSet,
+    group: &ProcessGroup,
+) -> Result<Vec<Outcome>, UpstreamError> {
+    let spec_error = |source| UpstreamError::Spec {
+        run: up.describe(),
+        source,
+    };
+    let mut upstream = Spec::load(&up.spec, &[]).map_err(spec_error)?;
+    upstream.bind(plugins).map_err(spec_error)?;
+    let plan = upstream.runs.iter().find(|p| p.hash == up.hash);
+    if let Some(plan) = plan {
+        // As for the spec's own runs: missing data or weights stop before anything trains.
+        crate::components::check(plugins, plan, &upstream.dir()).map_err(|source| UpstreamError::Check {
+            run: up.describe(),
+            source: Box::new(source),
+        })?;
+    }
+    let only_it = Selection {
+        runs: vec![up.hash.clone()],
+        ..Selection::default()
+    };
+    let mut outcomes = run_upstreams(&upstream, plugins, &only_it, group)?;
+    let summary = run(&upstream, plugins, &only_it, group)?;
+    if let Some(o) = summary.outcomes.iter().find(|o| o.state != "done") {
+        let run = up.describe();
+        let detail = o.detail.clone();
+        return Err(match o.state {
+            "skipped" => UpstreamError::Busy { run, detail },
+            _ => UpstreamError::Failed { run, detail },
+        });
+    }
+    outcomes.extend(summary.outcomes);
+    Ok(outcomes)
+}
+
+/// What makes a finished run keep the checkpoint `choice` names.
+fn missing_checkpoint_fix(choice: &CheckpointChoice) -> String {
+    match choice {
+        CheckpointChoice::Last => "the run's folder lost it; `gadms-run run` on its spec with `--force` retrains it".into(),
+        CheckpointChoice::Best => "a run keeps `best/` only when it evaluates a validation split (a `data.eval` entry \
+                                   with `split = \"val\"`); add one, or start from `checkpoint = \"last\"`"
+            .into(),
+        CheckpointChoice::BestOn(set) => format!(
+            "a run keeps a test set's own best only with `train.keep_best = \"each\"` and a `data.eval` entry \
+             named `{set}`; set them in its spec and retrain it with `gadms-run run SPEC --force` (the finished \
+             result moves to its history)"
+        ),
+    }
 }

@@ -33,6 +33,9 @@ enum Command {
     /// skipped unless their config or the code of a plugin they use changed; results go to
     /// `<output>/<experiment>/runs/<variant>/seed-<n>/`.
     Run(cli::run::RunArgs),
+    /// Show where every run of a spec stands: pending, queued or running (with its SLURM
+    /// job), interrupted, done, or failed with its error.
+    Status(cli::status::StatusArgs),
     /// Checks every collective among the ranks of the environment (`WORLD_SIZE`, `RANK`,
     /// `GADMS_STORE`).
     #[command(hide = true)]
@@ -72,6 +75,7 @@ fn dispatch(args: Cli) -> Result<ExitCode> {
     let plugin_dirs = &args.plugin_dirs;
     match args.command {
         Command::Run(run) => cli::run::handle(run, plugin_dirs),
+        Command::Status(status) => cli::status::handle(status, plugin_dirs),
         Command::DistSelftest => cli::dist_selftest::handle(),
         Command::Report(report) => cli::report::handle(report),
         Command::Validate(validate) => cli::validate::handle(validate, plugin_dirs),

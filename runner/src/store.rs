@@ -8,7 +8,8 @@
 //! Nothing finished is destroyed implicitly: before a run starts afresh in a folder that
 //! holds a result (of another identity, or forced), that result moves to
 //! `history/<hash>-<time>/` inside the folder. A lock on the folder's `lock` file keeps two
-//! processes from training the same run at once.
+//! processes from training the same run at once, and `job.json` names the SLURM job that was
+//! given the run to train.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -147,16 +148,12 @@ impl RunDir {
     /// Records the state of `plan`'s run.
     pub fn set_status(&self, state: State, plan: &RunPlan, error: Option<String>) -> Result<(), StoreError> {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
-        let updated = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let status = Status {
             state,
             hash: plan.hash.clone(),
             parts: plan.parts.clone(),
             error,
-            updated,
+            updated: unix_now(),
         };
         let text = serde_json::to_string_pretty(&status).expect("status serialises");
         write_atomic(&self.path.join("status.json"), text.as_bytes())
@@ -241,7 +238,7 @@ impl RunDir {
         for entry in entries {
             let entry = entry.map_err(io(&self.path))?;
             let name = entry.file_name();
-            if name == HISTORY || name == LOCK {
+            if name == HISTORY || name == LOCK || name == JOB {
                 continue;
             }
             let to = dest.join(&name);
@@ -260,8 +257,11 @@ impl RunDir {
                 holder: holder.trim().to_string(),
             });
         };
+        let job = crate::slurm::this_job()
+            .map(|j| format!(", SLURM job {j}"))
+            .unwrap_or_default();
         let holder = format!(
-            "pid {} on {} since {}",
+            "pid {} on {} since {}{job}",
             std::process::id(),
             crate::provenance::host(),
             crate::provenance::now_utc()
@@ -270,6 +270,33 @@ impl RunDir {
             .and_then(|()| file.write_all(holder.as_bytes()))
             .map_err(io(&path))?;
         Ok(RunLock { _file: file })
+    }
+
+    /// Who holds the run's lock now (`pid … on HOST since …`), if another process does.
+    pub fn holder(&self) -> Result<Option<String>, StoreError> {
+        if !self.is_locked()? {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(self.path.join(LOCK)).unwrap_or_default();
+        Ok(Some(text.trim().to_string()))
+    }
+
+    /// Records that SLURM job `id` (an array task, `1234_5`) is to train `plan`'s run.
+    pub fn set_job(&self, id: &str, plan: &RunPlan) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        let record = JobRecord {
+            id: id.to_string(),
+            hash: plan.hash.clone(),
+            submitted: unix_now(),
+        };
+        let text = serde_json::to_string_pretty(&record).expect("a job record serialises");
+        write_atomic(&self.path.join(JOB), text.as_bytes())
+    }
+
+    /// The SLURM job last given the run, if any (an unreadable record counts as absent).
+    pub fn job(&self) -> Option<JobRecord> {
+        let text = std::fs::read_to_string(self.path.join(JOB)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Whether another process holds the run's lock now.
@@ -340,6 +367,26 @@ fn queries_file(dataset: &str) -> String {
 /// The folder of a run folder that keeps earlier results.
 pub const HISTORY: &str = "history";
 const LOCK: &str = "lock";
+/// The run's SLURM job: it describes the next attempt, not a result, so it is no history.
+const JOB: &str = "job.json";
+
+/// `job.json`: the SLURM job given a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// As squeue names it: `<array job>_<task>`.
+    pub id: String,
+    /// The identity of the run submitted; a record of another identity is stale.
+    pub hash: String,
+    /// Seconds since the Unix epoch.
+    pub submitted: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// A held run lock; dropping it (or the process ending, however it ends) releases it.
 pub struct RunLock {
@@ -363,6 +410,12 @@ pub struct ExperimentIndex {
     /// The variant reports compare the others with.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// Which epoch's evaluation the report shows.
+    #[serde(default)]
+    pub selection: crate::eval::selection::Selection,
+    /// The variant whose gain over the baseline is the bound reports measure others by.
+    #[serde(default)]
+    pub oracle: Option<String>,
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
@@ -387,6 +440,8 @@ impl ExperimentIndex {
             name: spec.experiment.name.clone(),
             description: spec.experiment.description.clone(),
             baseline: spec.experiment.baseline.clone(),
+            selection: spec.experiment.selection,
+            oracle: spec.experiment.oracle.clone(),
             spec: spec.file.clone(),
             runs: spec
                 .runs
@@ -438,9 +493,13 @@ pub enum IndexError {
     },
 }
 
-/// Writes via a temporary file and a rename, so readers never see half a file.
+/// Writes via a temporary file and a rename, so readers never see half a file. The temporary
+/// file is this writer's own (process and call), so that processes writing the same file at
+/// once (the tasks of a SLURM array writing `experiment.json`) never rename each other's.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
@@ -494,6 +553,37 @@ mod tests {
     }
 
     #[test]
+    fn a_job_record_stays_with_the_run_when_an_earlier_result_moves_to_the_history() {
+        let plan = plan();
+        let dir = RunDir::at(scratch("job"));
+        dir.set_status(State::Done, &plan, None).unwrap();
+        dir.set_job("12_3", &plan).unwrap();
+        dir.begin(&plan).unwrap();
+        let job = dir.job().expect("the job that started the new attempt");
+        assert_eq!((job.id.as_str(), job.hash.as_str()), ("12_3", plan.hash.as_str()));
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    #[test]
+    fn writers_of_one_file_at_once_each_write_it_whole() {
+        let dir = scratch("atomic");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("experiment.json");
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let file = &file;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(file, format!("writer {w}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(std::fs::read_to_string(&file).unwrap().starts_with("writer "));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_pending_status_is_not_history() {
         let plan = plan();
         let dir = RunDir::at(scratch("pending"));
@@ -513,7 +603,13 @@ mod tests {
             "{err}"
         );
         assert!(dir.is_locked().unwrap());
+        let holder = dir.holder().unwrap().expect("held");
+        assert!(
+            holder.starts_with(&format!("pid {}", std::process::id())),
+            "{holder}"
+        );
         drop(held);
+        assert_eq!(dir.holder().unwrap(), None);
         assert!(!dir.is_locked().unwrap());
         dir.lock().expect("free again");
         std::fs::remove_dir_all(&dir.path).unwrap();

@@ -4,7 +4,8 @@
 //! Both views go through the SDK's [`select_and_replace`] (one uniform per eligible token,
 //! 80/10/10, at-least-one), which is also IRRA's random masking with a constant probability.
 //! The MTP view is drawn first and the noise view second, the reference's order, so a replay of
-//! its recorded draws reproduces both views.
+//! its recorded draws reproduces both views. The deterministic noise mask (an option, not the
+//! reference's) draws nothing: with an oracle's scores it is the perfect noise mask.
 
 use gadms_plugin::masking::{select_and_replace, sigmoid_probability, Draws, MaskedCaption, MtpView, Vocab};
 
@@ -49,6 +50,10 @@ pub struct DualMasking {
     /// Noise masking of the alignment text, `p = map(1 - s)` (low scores masked more often);
     /// `None`: the alignment text is the clean caption, without the at-least-one rule.
     pub noise: Option<SigmoidMap>,
+    /// Replace the noise draw by a cut: every eligible token whose noise-ness `1 - s` lies
+    /// above the noise map's threshold (where its probability passes half its maximum)
+    /// becomes `<|mask|>`, every other token stays — no draws, no 80/10/10, no at-least-one.
+    pub noise_deterministic: bool,
 }
 
 impl DualMasking {
@@ -71,10 +76,28 @@ impl DualMasking {
             let (ids, labels) = select_and_replace(tokens, &p, &self.vocab, draws);
             MtpView { ids, labels }
         });
-        let alignment = match self.noise_probabilities(scores) {
-            Some(p) => select_and_replace(tokens, &p, &self.vocab, draws).0,
-            None => tokens.to_vec(),
+        let alignment = match self.noise {
+            Some(map) if self.noise_deterministic => self.mask_above(tokens, scores, map.threshold),
+            _ => match self.noise_probabilities(scores) {
+                Some(p) => select_and_replace(tokens, &p, &self.vocab, draws).0,
+                None => tokens.to_vec(),
+            },
         };
         MaskedCaption { alignment, mtp }
+    }
+
+    /// `tokens` with every eligible token whose noise-ness `1 - s` exceeds `threshold` masked.
+    fn mask_above(&self, tokens: &[i64], scores: &[f64], threshold: f64) -> Vec<i64> {
+        tokens
+            .iter()
+            .zip(scores)
+            .map(|(&t, &s)| {
+                if self.vocab.is_eligible(t) && 1.0 - s > threshold {
+                    self.vocab.mask_id
+                } else {
+                    t
+                }
+            })
+            .collect()
     }
 }

@@ -1,7 +1,7 @@
 //! The options of the three strategies, with the reference's defaults, and how each becomes
 //! a [`Strategy`].
 
-use gadms_plugin::masking::MaskingContext;
+use gadms_plugin::masking::{MaskingContext, NoiseLabelScores};
 use gadms_plugin::Result;
 use serde::Deserialize;
 
@@ -24,12 +24,14 @@ impl StrategyOptions for NoneOptions {
     fn build(self, ctx: &MaskingContext) -> Result<Strategy> {
         Ok(Strategy {
             scorer: None,
+            noise_labels: None,
             // Never read: without a scorer the masking ignores scores.
             initial_score: 0.0,
             masking: DualMasking {
                 vocab: ctx.vocab,
                 mtp: None,
                 noise: None,
+                noise_deterministic: false,
             },
         })
     }
@@ -58,12 +60,14 @@ impl StrategyOptions for RandomOptions {
         require::<Self>(is_probability(self.rate), "rate", "in [0, 1]", self.rate)?;
         Ok(Strategy {
             scorer: None,
+            noise_labels: None,
             // Never read: without a scorer the masking ignores scores.
             initial_score: 0.0,
             masking: DualMasking {
                 vocab: ctx.vocab,
                 mtp: Some(MtpRule::Constant(self.rate)),
                 noise: None,
+                noise_deterministic: false,
             },
         })
     }
@@ -81,16 +85,22 @@ pub enum ScorerKind {
     GradEclip,
     /// The cosine-similarity baseline of Table 4.
     Css,
+    /// Not a scorer: the training data's noise labels (0 on noise, 1 elsewhere), the upper
+    /// bound of what masking the noise can win back. Needs a dataset that labels its noise.
+    Oracle,
 }
 
 impl ScorerKind {
-    /// The gradient-attention map, or `None` for the cosine-similarity score.
+    /// The option value that selects the oracle, as errors name it.
+    const ORACLE_OPTION: &'static str = "scorer = \"oracle\"";
+
+    /// The gradient-attention map of a gradient scorer.
     fn gradient_map(self) -> Option<GradientMap> {
         match self {
             Self::Gass => Some(GradientMap::Gass),
             Self::GassPaper => Some(GradientMap::GassPaper),
             Self::GradEclip => Some(GradientMap::GradEclip),
-            Self::Css => None,
+            Self::Css | Self::Oracle => None,
         }
     }
 }
@@ -119,6 +129,9 @@ pub struct GadmsOptions {
     noise_k: f64,
     noise_threshold: f64,
     noise_max: f64,
+    /// Mask exactly the tokens with `1 - s > noise_threshold`, without draws (with `scorer =
+    /// "oracle"`: every labelled noise token and nothing else, the perfect noise mask).
+    noise_deterministic: bool,
     /// Informative MTP masking from the scores; `false`: MTP masks every eligible token with
     /// `mtp_random_rate` (IRRA), so a "noise masking only" ablation still trains MTP. To
     /// train without MTP, leave the MTP loss out of the spec: the view is then never encoded.
@@ -144,6 +157,7 @@ impl Default for GadmsOptions {
             noise_k: 20.0,
             noise_threshold: 0.9,
             noise_max: 0.2,
+            noise_deterministic: false,
             mtp_mask: true,
             mtp_k: 20.0,
             mtp_threshold: 0.1,
@@ -160,21 +174,9 @@ impl StrategyOptions for GadmsOptions {
 
     fn build(self, ctx: &MaskingContext) -> Result<Strategy> {
         self.validate()?;
-        let scorer = match self.scorer.gradient_map() {
-            Some(map) => Scorer::Gradient {
-                layers: self.layers,
-                scorer: GradientScorer {
-                    map,
-                    pooling: MultiScalePooling::new(self.scales),
-                    eps: self.eps,
-                    group: self.group,
-                },
-            },
-            None => Scorer::Css {
-                layers: self.css_layers,
-                group: self.group,
-            },
-        };
+        let noise_labels = (self.scorer == ScorerKind::Oracle).then(|| NoiseLabelScores {
+            option: ScorerKind::ORACLE_OPTION.into(),
+        });
         let noise = SigmoidMap {
             k: self.noise_k,
             threshold: self.noise_threshold,
@@ -191,19 +193,49 @@ impl StrategyOptions for GadmsOptions {
             MtpRule::Constant(self.mtp_random_rate)
         };
         Ok(Strategy {
-            scorer: Some(scorer),
+            scorer: self.step_scorer(),
+            noise_labels,
             initial_score: self.initial_score,
             masking: DualMasking {
                 vocab: ctx.vocab,
                 mtp: Some(mtp),
                 noise: self.noise_mask.then_some(noise),
+                noise_deterministic: self.noise_deterministic,
             },
         })
     }
 }
 
 impl GadmsOptions {
+    /// The scorer the training step runs; `None` for the oracle, whose scores are labels.
+    fn step_scorer(&self) -> Option<Scorer> {
+        if self.scorer == ScorerKind::Oracle {
+            return None;
+        }
+        Some(match self.scorer.gradient_map() {
+            Some(map) => Scorer::Gradient {
+                layers: self.layers,
+                scorer: GradientScorer {
+                    map,
+                    pooling: MultiScalePooling::new(self.scales.clone()),
+                    eps: self.eps,
+                    group: self.group,
+                },
+            },
+            None => Scorer::Css {
+                layers: self.css_layers,
+                group: self.group,
+            },
+        })
+    }
+
     fn validate(&self) -> Result<()> {
+        require::<Self>(
+            self.noise_mask || !self.noise_deterministic,
+            "noise_deterministic",
+            "false when `noise_mask = false` (there is no noise mask to make deterministic)",
+            self.noise_deterministic,
+        )?;
         require::<Self>(self.layers >= 1, "layers", "at least 1", self.layers)?;
         require::<Self>(self.css_layers >= 1, "css_layers", "at least 1", self.css_layers)?;
         let scales_ok = !self.scales.is_empty() && self.scales.iter().all(|&s| s >= 1);

@@ -2,7 +2,7 @@
 //! training step and the dual masking of the data side.
 
 use gadms_plugin::masking::{
-    Draws, MaskedCaption, MaskingStrategy, ScoreInputs, ScoreOutput, ScoringRequest,
+    Draws, MaskedCaption, MaskingStrategy, NoiseLabelScores, ScoreInputs, ScoreOutput, ScoringRequest,
 };
 use gadms_plugin::{PluginError, Result};
 
@@ -11,8 +11,10 @@ use crate::score::Scorer;
 
 #[derive(Debug)]
 pub struct Strategy {
-    /// `None` for strategies that ignore scores (`none`, `random`).
+    /// `None` for strategies that ignore scores (`none`, `random`) and for the oracle.
     pub scorer: Option<Scorer>,
+    /// `Some` for the oracle: the runner fills the score table from the noise labels.
+    pub noise_labels: Option<NoiseLabelScores>,
     /// The score of a never-scored sample.
     pub initial_score: f32,
     pub masking: DualMasking,
@@ -25,6 +27,10 @@ impl MaskingStrategy for Strategy {
 
     fn initial_score(&self) -> f32 {
         self.initial_score
+    }
+
+    fn noise_label_scores(&self) -> Option<NoiseLabelScores> {
+        self.noise_labels.clone()
     }
 
     fn score(&self, inputs: &ScoreInputs<'_>) -> Result<ScoreOutput> {

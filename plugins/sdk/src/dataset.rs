@@ -57,7 +57,8 @@ pub struct CaptionRecord {
     pub image: usize,
     pub text: String,
     /// Byte ranges of `text` known to be noise (synthetic data only; empty otherwise). The
-    /// runner maps them to token positions to measure how well a scorer finds noise.
+    /// runner maps them to token positions to measure how well a scorer finds noise, and an
+    /// oracle masking ([`crate::masking::MaskingStrategy::noise_label_scores`]) masks them.
     pub noise_spans: Vec<Range<usize>>,
 }
 
@@ -83,6 +84,17 @@ pub trait Dataset: Send + Sync {
     /// opening (a [`crate::PluginError::Panic`] naming the method).
     fn source_files(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
+    }
+
+    /// Whether [`CaptionRecord::noise_spans`] are complete labels: every noise phrase of every
+    /// caption is marked, so a caption without spans is known to be clean (a generator that
+    /// injects the noise itself knows it). An oracle masking needs such labels; a benchmark
+    /// whose noise nobody marked keeps the default `false`, and a run that asks for an oracle
+    /// on it is refused before training.
+    ///
+    /// Fixed once the dataset is open, like [`Self::source_files`].
+    fn labels_noise(&self) -> bool {
+        false
     }
 }
 

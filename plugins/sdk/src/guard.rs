@@ -6,7 +6,7 @@
 //!
 //! Methods that return a plain value have no channel for an error, so they are the
 //! component's fixed configuration (`MaskingStrategy::scoring`, `initial_score`,
-//! `Loss::uses_mtp_view`, `Dataset::source_files`): the guarded factory reads each once, when
+//! `noise_label_scores`, `Loss::uses_mtp_view`, `Dataset::source_files`, `labels_noise`): the guarded factory reads each once, when
 //! it creates the component, and a panic there fails the creation with
 //! [`PluginError::Panic`] naming the getter. A broken getter thus stops the run instead of
 //! being replaced by a default that would train without, say, scoring.
@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use crate::dataset::{Dataset, DatasetFactory, SplitData, SplitKind};
 use crate::loss::{Loss, LossContext, LossFactory, LossInputs, LossOutput};
 use crate::masking::{
-    Draws, MaskedCaption, MaskingContext, MaskingFactory, MaskingStrategy, ScoreInputs, ScoreOutput,
-    ScoringRequest,
+    Draws, MaskedCaption, MaskingContext, MaskingFactory, MaskingStrategy, NoiseLabelScores, ScoreInputs,
+    ScoreOutput, ScoringRequest,
 };
 use crate::{PluginError, Result};
 
@@ -50,15 +50,21 @@ impl<F: DatasetFactory> DatasetFactory for Guarded<F> {
         guard("DatasetFactory::open", || {
             let inner = self.0.open(root, options)?;
             let source_files = read("Dataset::source_files", || inner.source_files())?;
-            Ok(Box::new(GuardedDataset { inner, source_files }) as Box<dyn Dataset>)
+            let labels_noise = read("Dataset::labels_noise", || inner.labels_noise())?;
+            Ok(Box::new(GuardedDataset {
+                inner,
+                source_files,
+                labels_noise,
+            }) as Box<dyn Dataset>)
         })
     }
 }
 
-/// An opened dataset with its source files, read at opening.
+/// An opened dataset with its configuration, read at opening.
 struct GuardedDataset {
     inner: Box<dyn Dataset>,
     source_files: Vec<PathBuf>,
+    labels_noise: bool,
 }
 
 impl Dataset for GuardedDataset {
@@ -68,6 +74,9 @@ impl Dataset for GuardedDataset {
     fn source_files(&self) -> Vec<PathBuf> {
         self.source_files.clone()
     }
+    fn labels_noise(&self) -> bool {
+        self.labels_noise
+    }
 }
 
 impl<F: MaskingFactory> MaskingFactory for Guarded<F> {
@@ -76,10 +85,14 @@ impl<F: MaskingFactory> MaskingFactory for Guarded<F> {
             let inner = self.0.create(ctx, options)?;
             let scoring = read("MaskingStrategy::scoring", || inner.scoring())?;
             let initial_score = read("MaskingStrategy::initial_score", || inner.initial_score())?;
+            let noise_label_scores = read("MaskingStrategy::noise_label_scores", || {
+                inner.noise_label_scores()
+            })?;
             Ok(Box::new(GuardedStrategy {
                 inner,
                 scoring,
                 initial_score,
+                noise_label_scores,
             }) as Box<dyn MaskingStrategy>)
         })
     }
@@ -90,6 +103,7 @@ struct GuardedStrategy {
     inner: Box<dyn MaskingStrategy>,
     scoring: Option<ScoringRequest>,
     initial_score: f32,
+    noise_label_scores: Option<NoiseLabelScores>,
 }
 
 impl MaskingStrategy for GuardedStrategy {
@@ -98,6 +112,9 @@ impl MaskingStrategy for GuardedStrategy {
     }
     fn initial_score(&self) -> f32 {
         self.initial_score
+    }
+    fn noise_label_scores(&self) -> Option<NoiseLabelScores> {
+        self.noise_label_scores.clone()
     }
     fn score(&self, inputs: &ScoreInputs<'_>) -> Result<ScoreOutput> {
         guard("MaskingStrategy::score", || self.inner.score(inputs))
@@ -181,6 +198,9 @@ mod tests {
         fn initial_score(&self) -> f32 {
             self.get("MaskingStrategy::initial_score", 0.85)
         }
+        fn noise_label_scores(&self) -> Option<NoiseLabelScores> {
+            self.get("MaskingStrategy::noise_label_scores", Some(oracle()))
+        }
         fn score(&self, _: &ScoreInputs<'_>) -> Result<ScoreOutput> {
             unused()
         }
@@ -204,6 +224,15 @@ mod tests {
         }
         fn source_files(&self) -> Vec<PathBuf> {
             self.get("Dataset::source_files", vec![PathBuf::from("labels.json")])
+        }
+        fn labels_noise(&self) -> bool {
+            self.get("Dataset::labels_noise", true)
+        }
+    }
+
+    fn oracle() -> NoiseLabelScores {
+        NoiseLabelScores {
+            option: "scorer = \"oracle\"".into(),
         }
     }
 
@@ -273,8 +302,10 @@ mod tests {
         for getter in [
             "MaskingStrategy::scoring",
             "MaskingStrategy::initial_score",
+            "MaskingStrategy::noise_label_scores",
             "Loss::uses_mtp_view",
             "Dataset::source_files",
+            "Dataset::labels_noise",
         ] {
             let err = creation_error(getter);
             assert!(
@@ -291,13 +322,15 @@ mod tests {
         let strategy = create(&f).unwrap();
         let loss = build(&f).unwrap();
         let dataset = open(&f).unwrap();
-        assert_eq!(f.reads.load(Ordering::SeqCst), 4);
+        assert_eq!(f.reads.load(Ordering::SeqCst), 6);
         for _ in 0..3 {
             assert_eq!(strategy.scoring(), Some(ScoringRequest { tail_layers: 2 }));
             assert_eq!(strategy.initial_score(), 0.85);
+            assert_eq!(strategy.noise_label_scores(), Some(oracle()));
             assert!(loss.uses_mtp_view());
             assert_eq!(dataset.source_files(), [PathBuf::from("labels.json")]);
+            assert!(dataset.labels_noise());
         }
-        assert_eq!(f.reads.load(Ordering::SeqCst), 4, "no getter ran again");
+        assert_eq!(f.reads.load(Ordering::SeqCst), 6, "no getter ran again");
     }
 }

@@ -83,6 +83,36 @@ pub struct ScoringRequest {
     pub tail_layers: usize,
 }
 
+/// Scores a strategy takes from the training data's noise labels instead of computing them:
+/// an oracle, the upper bound of what masking the noise can win back. The runner fills the
+/// score table once, before training, with [`Self::NOISE`] for every token inside a labelled
+/// noise span ([`crate::dataset::CaptionRecord::noise_spans`]) and [`Self::CLEAN`] for every
+/// other position, and never changes it: the strategy's [`MaskingStrategy::mask`] then sees
+/// the lowest score exactly on the noise. Such a strategy does not score in the step
+/// ([`MaskingStrategy::scoring`] is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoiseLabelScores {
+    /// The strategy's option that asked for the oracle (e.g. `scorer = "oracle"`), so that
+    /// the runner's error for a training set without noise labels names it.
+    pub option: String,
+}
+
+impl NoiseLabelScores {
+    /// The score of a token inside a labelled noise span.
+    pub const NOISE: f32 = 0.0;
+    /// The score of every other position.
+    pub const CLEAN: f32 = 1.0;
+
+    /// The score of a position by its label.
+    pub fn score(is_noise: bool) -> f32 {
+        if is_noise {
+            Self::NOISE
+        } else {
+            Self::CLEAN
+        }
+    }
+}
+
 /// Inputs of [`MaskingStrategy::score`]. All tensors are on the training device.
 pub struct ScoreInputs<'a> {
     /// Clean caption ids `[B, L]` (int64).
@@ -113,10 +143,10 @@ pub struct ScoreOutput {
 
 /// A masking strategy. Implementations are shared by the data workers, hence `Sync`.
 ///
-/// [`Self::scoring`] and [`Self::initial_score`] are the strategy's fixed configuration:
-/// they must return the same value for the strategy's whole life. The SDK reads each once,
-/// right after [`MaskingFactory::create`], and answers later calls from that; a panic in
-/// either fails the creation (a [`crate::PluginError::Panic`] naming the method), so the
+/// [`Self::scoring`], [`Self::initial_score`] and [`Self::noise_label_scores`] are the
+/// strategy's fixed configuration: they must return the same value for the strategy's whole
+/// life. The SDK reads each once, right after [`MaskingFactory::create`], and answers later
+/// calls from that; a panic in any fails the creation (a [`crate::PluginError::Panic`] naming the method), so the
 /// run stops instead of training without the configuration.
 pub trait MaskingStrategy: Send + Sync {
     /// `Some` when the strategy scores tokens in the training step. Constant (see above).
@@ -125,6 +155,13 @@ pub trait MaskingStrategy: Send + Sync {
     /// The score a sample has before it was ever scored (0.85 in the reference). Constant
     /// (see above).
     fn initial_score(&self) -> f32;
+
+    /// `Some` when the strategy's scores are the training data's noise labels (an oracle,
+    /// see [`NoiseLabelScores`]); [`Self::initial_score`] is then never used. Constant (see
+    /// above).
+    fn noise_label_scores(&self) -> Option<NoiseLabelScores> {
+        None
+    }
 
     /// Scores the caption tokens of a batch. Called only when [`Self::scoring`] is `Some`.
     fn score(&self, inputs: &ScoreInputs<'_>) -> Result<ScoreOutput>;

@@ -145,6 +145,11 @@ impl Dataset for SyntheticPersons {
         }
         Ok(data)
     }
+
+    /// The generator injects every noise sentence itself and records each one's bytes.
+    fn labels_noise(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,14 @@ fn registers_one_dataset_under_its_name() {
 }
 
 #[test]
+fn declares_its_noise_spans_complete_labels() {
+    assert!(
+        open(SMALL).labels_noise(),
+        "an oracle masking needs labelled noise"
+    );
+}
+
+#[test]
 fn same_options_give_identical_data_and_another_seed_differs() {
     for split in [SplitKind::Train, SplitKind::Val, SplitKind::Test] {
         let a = flatten(&load(SMALL, split));

@@ -11,6 +11,8 @@ pub mod new_plugin;
 pub mod plugins;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod status;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -81,7 +83,7 @@ fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
     }
     if !path.is_dir() {
         bail!(
-            "{}: no such file or folder; give a run folder, its `checkpoint/` or `best/` folder, or a weights file",
+            "{}: no such file or folder; give a run folder, its `checkpoint/`, `best/` or `best-<set>/` folder, or a weights file",
             path.display()
         );
     }
@@ -96,7 +98,7 @@ fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
     .with_context(|| {
         format!(
             "{}: a folder without `model.safetensors`, `best/` or `checkpoint/`; give a run folder \
-                 (`runs/<variant>/seed-<n>`), its `checkpoint/` or `best/` folder, or a weights file",
+                 (`runs/<variant>/seed-<n>`), its `checkpoint/`, `best/` or `best-<set>/` folder, or a weights file",
             path.display()
         )
     })

@@ -1,7 +1,8 @@
 //! `gadms-run run`: trains and evaluates the selected runs of a spec in this process, side by
 //! side in one child process per device (`--devices`), or across processes as a rank group
-//! that this command launches (`--nproc-per-node`); then prints the summary and writes the
-//! report.
+//! that this command launches (`--nproc-per-node`) or srun started (`srun gadms-run run`);
+//! then prints the summary and writes the report. With `--slurm` it hands the runs to SLURM
+//! instead ([`super::slurm`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gadms::dist::launch::Launch;
-use gadms::dist::rendezvous::{self, StoreAddress};
+use gadms::dist::rendezvous::{self, Rendezvous, StoreAddress};
+use gadms::dist::slurm::Step;
 use gadms::dist::ProcessGroup;
 use gadms::experiment::{Selection, Summary};
 use gadms::spec::{RunPlan, Spec};
@@ -20,22 +22,23 @@ use super::{check_variants, load_plugins, report_problems};
 #[derive(Args)]
 pub struct RunArgs {
     /// The experiment spec (TOML).
-    spec: PathBuf,
-    /// Print the run matrix with each run's hash (of its config and plugin code) and stop.
+    pub spec: PathBuf,
+    /// Print the run matrix with each run's hash (of its config and plugin code) and stop;
+    /// with `--slurm`, the sbatch scripts.
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// Override a key of every run, e.g. `--set train.epochs=2` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    pub overrides: Vec<String>,
     /// Run only this variant (repeatable).
     #[arg(long = "only", value_name = "VARIANT")]
     only: Vec<String>,
     /// Run again runs that failed before.
     #[arg(long)]
-    rerun_failed: bool,
+    pub rerun_failed: bool,
     /// Run again every selected run, finished or not.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// Run on these devices at once, one run at a time on each: GPU indices (`0,1`)
     /// or `cpu`. Each run is a child process; the device is not part of its identity.
     #[arg(long, value_delimiter = ',', value_name = "DEVICES")]
@@ -58,6 +61,14 @@ pub struct RunArgs {
     /// (default: `GADMS_STORE`; on one machine, a new folder in the experiment's output).
     #[arg(long, value_name = "FOLDER|redis://HOST:PORT")]
     store: Option<String>,
+    /// Submit the runs to SLURM instead: one job array, a task per run that is not done,
+    /// running or queued already, and a job that writes the report after them. Resources
+    /// come from the spec's `[slurm]` table; sbatch options after `--` win over them.
+    #[arg(long, conflicts_with_all = ["devices", "nproc_per_node", "nnodes", "node_rank", "store", "runs"])]
+    slurm: bool,
+    /// With `--slurm`: options for sbatch, e.g. `-- --partition=gpu --time=2:00:00`.
+    #[arg(last = true, requires = "slurm", value_name = "SBATCH OPTIONS")]
+    pub sbatch: Vec<String>,
 }
 
 /// The exit code is a failure when a selected run failed. Only the leader of a rank group
@@ -67,6 +78,10 @@ pub fn handle(args: RunArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
     let plugins = load_plugins(plugin_dirs, Some(&spec));
     spec.bind(&plugins)?;
     let selection = args.selection();
+    if args.slurm {
+        return super::slurm::submit(&spec, &plugins, &selection, &args, plugin_dirs);
+    }
+    check_run_hashes(&spec, &args.runs)?;
     if args.dry_run {
         print!("{}", gadms::experiment::plan_table(&spec, &selection));
         return Ok(ExitCode::SUCCESS);
@@ -81,7 +96,7 @@ pub fn handle(args: RunArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
         launch(&spec, &args)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let group = ProcessGroup::from_env()?;
+    let group = ProcessGroup::join(Rendezvous::from_env_or_slurm(&spec.output_dir())?)?;
     // The runs that `model.init` names train (or are found finished) first.
     for o in gadms::experiment::run_upstreams(&spec, &plugins, &selection, &group)? {
         println!(
@@ -102,7 +117,7 @@ pub fn handle(args: RunArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
 }
 
 impl RunArgs {
-    fn selection(&self) -> Selection {
+    pub fn selection(&self) -> Selection {
         Selection {
             only: self.only.clone(),
             rerun_failed: self.rerun_failed,
@@ -112,13 +127,36 @@ impl RunArgs {
     }
 }
 
-/// `--devices` and a rank group (`--nproc-per-node`, or ranks from the environment) both
-/// split the work across processes, in ways that do not combine.
+/// `--run HASH` names a run by its identity (a device child's, an array task's); a hash the
+/// spec no longer has means the run changed since it was chosen, and running nothing would
+/// hide that.
+fn check_run_hashes(spec: &Spec, hashes: &[String]) -> Result<()> {
+    match hashes.iter().find(|h| !spec.runs.iter().any(|p| &p.hash == *h)) {
+        Some(hash) => bail!(
+            "--run {hash}: no run of {} has this identity now; its config, data or plugin code changed \
+             since it was chosen (a SLURM submission: submit again)",
+            spec.file.display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `--devices` and a rank group (`--nproc-per-node`, ranks from the environment, or the
+/// tasks of an srun step) split the work across processes in ways that do not combine; srun
+/// starts the ranks itself.
 fn check_one_parallelism(args: &RunArgs, ranks: usize) -> Result<()> {
-    if !args.devices.is_empty() && (ranks > 1 || std::env::var_os(rendezvous::WORLD_SIZE).is_some()) {
+    let torchrun = std::env::var_os(rendezvous::WORLD_SIZE).is_some();
+    let srun = !torchrun && Step::from_env()?.is_some();
+    if !args.devices.is_empty() && (ranks > 1 || torchrun || srun) {
         bail!(
-            "--devices runs several runs side by side, --nproc-per-node each run across processes; \
-             use one of them"
+            "--devices runs several runs side by side, --nproc-per-node (or srun's tasks) each run \
+             across processes; use one of them"
+        );
+    }
+    if srun && ranks > 1 {
+        bail!(
+            "this is a task of an srun step of several tasks, which are the ranks already; drop \
+             --nproc-per-node/--nnodes (or run with srun --ntasks=1)"
         );
     }
     Ok(())
@@ -222,7 +260,9 @@ fn launch(spec: &Spec, args: &RunArgs) -> Result<()> {
 }
 
 /// Where the ranks meet: `--store`, else `GADMS_STORE`, else (on one machine only) a new
-/// folder in the experiment's output, returned also as the folder to remove afterwards.
+/// folder in the experiment's output, returned also as the folder to remove afterwards. It is
+/// named after the machine and the process, since launchers on several machines (the tasks of
+/// a SLURM array) may share that output.
 fn rendezvous_store(spec: &Spec, args: &RunArgs) -> Result<(StoreAddress, Option<PathBuf>)> {
     let store = args
         .store
@@ -239,9 +279,11 @@ fn rendezvous_store(spec: &Spec, args: &RunArgs) -> Result<(StoreAddress, Option
             args.nnodes
         ),
         None => {
-            let folder = spec
-                .output_dir()
-                .join(format!("rendezvous-{}", std::process::id()));
+            let folder = spec.output_dir().join(format!(
+                "rendezvous-{}-{}",
+                gadms::provenance::host(),
+                std::process::id()
+            ));
             Ok((StoreAddress::Folder(folder.clone()), Some(folder)))
         }
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use gadms::spec::{RunPlan, Spec};
+use gadms::spec::{RunPlan, Spec, TrainConfig};
 
 use super::{check_variants, load_plugins};
 
@@ -34,12 +34,52 @@ pub fn handle(args: ValidateArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
         spec.experiment.seeds.len(),
         spec.runs.len()
     );
+    let lines = batch_lines(&spec.runs);
+    for (line, variants) in &lines {
+        match lines.len() {
+            1 => println!("  {line}"),
+            _ => println!("  {line} ({})", variants.join(", ")),
+        }
+    }
     if args.print {
         for run in &spec.runs {
             print!("\n{}", printout(run));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How each variant's batch is cut, once per distinct cut with the variants it applies to:
+/// the global batch is what a recipe names, and the user sees it before a GPU-week starts.
+fn batch_lines(runs: &[RunPlan]) -> Vec<(String, Vec<String>)> {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for run in runs {
+        let line = batch_line(&run.config.train);
+        let variant = format!("`{}`", run.variant);
+        match lines.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, variants)) if variants.contains(&variant) => {}
+            Some((_, variants)) => variants.push(variant),
+            None => lines.push((line, vec![variant])),
+        }
+    }
+    lines
+}
+
+fn batch_line(t: &TrainConfig) -> String {
+    match t.micro_batch {
+        m if m == 0 || m >= t.batch_size => format!(
+            "batch {} per step, shared evenly by the ranks, one forward each",
+            t.batch_size
+        ),
+        m => {
+            let k = t.batch_size.div_ceil(m);
+            format!(
+                "batch {} per step in forwards of at most {m}: on 1 process {k} micro-batches \
+                 with gradient caching, on {k} ranks one forward each",
+                t.batch_size
+            )
+        }
+    }
 }
 
 /// A run as `--print` shows it: a TOML comment naming it, then the configuration the run

@@ -193,6 +193,13 @@ impl Tokenizer {
         })
     }
 
+    /// The bytes of token `id` and whether it ends a word (`</w>`); `None` outside the
+    /// vocabulary. Special tokens are their names and end no word.
+    pub fn piece(&self, id: i64) -> Option<(&[u8], bool)> {
+        let token = self.tokens.get(usize::try_from(id).ok()?)?;
+        Some((&token.bytes, token.end_of_word))
+    }
+
     /// 49,408.
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()

@@ -62,7 +62,12 @@ impl ProcessGroup {
     /// The group the environment describes ([`Rendezvous`]), joined; one process when it
     /// describes none.
     pub fn from_env() -> Result<Self, DistError> {
-        let Some(rendezvous) = Rendezvous::from_env()? else {
+        Self::join(Rendezvous::from_env()?)
+    }
+
+    /// The group of `rendezvous`, joined; one process for `None`.
+    pub fn join(rendezvous: Option<Rendezvous>) -> Result<Self, DistError> {
+        let Some(rendezvous) = rendezvous else {
             return Ok(Self::single());
         };
         let (store, gloo) = rendezvous.join()?;

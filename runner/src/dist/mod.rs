@@ -7,7 +7,8 @@
 //! weights, average their gradients ([`buckets`]) and compute batch-wide losses on the
 //! features gathered from all ranks ([`gather_rows_with_grad`]), so that a distributed run
 //! computes what one process computes on the global batch. Rank 0 alone writes the run
-//! store and evaluates. [`launch`] starts the ranks of one machine.
+//! store and evaluates. [`launch`] starts the ranks of one machine; [`slurm`] takes them
+//! from an srun step.
 
 pub mod buckets;
 mod collective;
@@ -18,6 +19,7 @@ pub mod launch;
 mod nccl;
 pub mod rendezvous;
 pub mod selftest;
+pub mod slurm;
 
 use std::time::Duration;
 

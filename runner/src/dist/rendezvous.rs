@@ -7,10 +7,11 @@
 //! ranks, the store and the fix within `GADMS_DIST_TIMEOUT` rather than a hang.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::gloo::{Endpoint, Gloo, Store};
+use super::slurm::Step;
 use super::DistError;
 
 pub const WORLD_SIZE: &str = "WORLD_SIZE";
@@ -90,6 +91,29 @@ impl Rendezvous {
     /// engines: a check of NCCL on a machine with one GPU.)
     pub fn from_env() -> Result<Option<Self>, DistError> {
         Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::from_env`], or when `WORLD_SIZE` is unset, the rendezvous of the srun step
+    /// this process is a task of ([`Step`]), meeting in a folder under `store_root` unless
+    /// `GADMS_STORE` names another store.
+    pub fn from_env_or_slurm(store_root: &Path) -> Result<Option<Self>, DistError> {
+        Self::from_env_or_step(|name| std::env::var(name).ok(), store_root)
+    }
+
+    fn from_env_or_step(
+        env: impl Fn(&str) -> Option<String>,
+        store_root: &Path,
+    ) -> Result<Option<Self>, DistError> {
+        if env(WORLD_SIZE).is_some() {
+            return Self::from_vars(env);
+        }
+        let Some(step) = Step::from_vars(&env)? else {
+            return Self::from_vars(env);
+        };
+        Self::from_vars(|name| match name {
+            STORE => env(name).or_else(|| step.var(name, store_root)),
+            _ => step.var(name, store_root).or_else(|| env(name)),
+        })
     }
 
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, DistError> {
@@ -280,6 +304,57 @@ mod tests {
             StoreAddress::parse("/shared/rdzv").unwrap(),
             StoreAddress::Folder("/shared/rdzv".into())
         );
+    }
+
+    fn parse_with_slurm(vars: &[(&str, &str)]) -> Result<Option<Rendezvous>, DistError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Rendezvous::from_env_or_step(|name| vars.get(name).cloned(), Path::new("/shared/exp"))
+    }
+
+    const SRUN_TASK_1_OF_2: [(&str, &str); 6] = [
+        ("SLURM_JOB_ID", "7"),
+        ("SLURM_STEP_ID", "3"),
+        ("SLURM_STEP_NUM_TASKS", "2"),
+        ("SLURM_STEP_NUM_NODES", "1"),
+        ("SLURM_PROCID", "1"),
+        ("SLURM_LOCALID", "1"),
+    ];
+
+    #[test]
+    fn an_srun_step_of_several_tasks_is_a_rendezvous_in_the_experiments_folder() {
+        let r = parse_with_slurm(&SRUN_TASK_1_OF_2).unwrap().expect("two ranks");
+        assert_eq!((r.rank, r.world, r.local_rank, r.local_world), (1, 2, 1, Some(2)));
+        assert_eq!(
+            r.store,
+            StoreAddress::Folder("/shared/exp/rendezvous/slurm-7.3".into())
+        );
+        assert!(
+            matches!(r.endpoint(), Endpoint::Host(h) if h == "127.0.0.1"),
+            "one node: loopback"
+        );
+        let mut vars = SRUN_TASK_1_OF_2.to_vec();
+        vars.push(("GADMS_STORE", "redis://head:7000"));
+        let r = parse_with_slurm(&vars).unwrap().unwrap();
+        assert_eq!(r.store.to_string(), "redis://head:7000", "GADMS_STORE wins");
+    }
+
+    #[test]
+    fn torchruns_variables_win_over_slurms_and_one_task_is_local() {
+        let mut vars = SRUN_TASK_1_OF_2.to_vec();
+        vars.extend([("WORLD_SIZE", "4"), ("RANK", "3"), ("GADMS_STORE", "/s")]);
+        let r = parse_with_slurm(&vars).unwrap().unwrap();
+        assert_eq!(
+            (r.rank, r.world),
+            (3, 4),
+            "a launcher inside the job set its own ranks"
+        );
+        let one = [
+            ("SLURM_STEP_NUM_TASKS", "1"),
+            ("SLURM_PROCID", "0"),
+            ("SLURM_LOCALID", "0"),
+        ];
+        assert_eq!(parse_with_slurm(&one).unwrap(), None);
     }
 
     #[test]

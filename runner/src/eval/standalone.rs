@@ -196,7 +196,7 @@ pub fn evaluate_weights(
         .into_iter()
         .map(|set| {
             evaluate(&clip, &set.split, device, cfg.train.eval_batch_size)
-                .map(|m| (set.name.clone(), m))
+                .map(|(m, _)| (set.name.clone(), m))
                 .map_err(|source| StandaloneError::Eval {
                     dataset: set.name,
                     source,

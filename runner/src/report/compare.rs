@@ -10,8 +10,9 @@ use polars::prelude::*;
 
 use super::significance::{self, Test};
 use super::store::StoredExperiment;
-use super::tables::{finals, row_cell, METRICS};
+use super::tables::{finals, row_cell, Final, METRICS};
 use super::text_table::{Cell, Rank, Stat, TextTable};
+use super::ReportError;
 use crate::store::RunDir;
 
 /// A row: the variants shown under one label.
@@ -56,6 +57,8 @@ pub struct Summary {
 #[derive(Debug, Clone)]
 pub struct Comparison {
     pub experiments: Vec<String>,
+    /// Which epoch the numbers come from, in words (the experiments' selection protocol).
+    pub selection: String,
     pub rows: Vec<Row>,
     pub groups: Vec<Group>,
     /// The baseline's row key.
@@ -66,14 +69,15 @@ pub struct Comparison {
 impl Comparison {
     /// Compares the finished runs of `experiments`, against `baseline` (a label or variant
     /// name) or else the first experiment's baseline.
-    pub fn build(experiments: &[StoredExperiment], baseline: Option<&str>) -> Self {
+    pub fn build(experiments: &[StoredExperiment], baseline: Option<&str>) -> Result<Self, ReportError> {
+        let finals = experiments.iter().map(finals).collect::<Result<Vec<_>, _>>()?;
         let rows = rows(experiments);
-        let groups = groups(experiments);
+        let groups = groups(experiments, &finals);
         let baseline = baseline.map(String::from).or_else(|| {
             let first = experiments.first()?;
             Some(row_key(first, first.baseline.as_deref()?))
         });
-        let cells = Cells::collect(experiments, &rows, &groups);
+        let cells = Cells::collect(experiments, &finals, &rows, &groups);
         let base_row = baseline
             .as_ref()
             .and_then(|b| rows.iter().position(|r| &r.key == b));
@@ -92,13 +96,14 @@ impl Comparison {
                 )
             })
             .collect();
-        Self {
+        Ok(Self {
             experiments: experiments.iter().map(|e| e.name.clone()).collect(),
+            selection: selection_text(experiments),
             rows,
             groups,
             baseline,
             summaries,
-        }
+        })
     }
 
     fn summary(&self, row: usize, group: usize, metric: &str) -> Option<&Summary> {
@@ -148,9 +153,10 @@ impl Comparison {
         };
         TextTable {
             caption: format!(
-                "{}: text-to-image retrieval (%) after the last epoch, mean ± sample std over \
-                 seeds{against}; best per column in bold, second underlined.",
-                self.experiments.join(", ")
+                "{}: text-to-image retrieval (%) {}, mean ± sample std over seeds{against}; best \
+                 per column in bold, second underlined.",
+                self.experiments.join(", "),
+                self.selection
             ),
             label: label.to_string(),
             header,
@@ -343,14 +349,19 @@ struct Cells<'a> {
 }
 
 impl<'a> Cells<'a> {
-    fn collect(experiments: &[StoredExperiment], rows: &[Row], groups: &'a [Group]) -> Self {
+    fn collect(
+        experiments: &[StoredExperiment],
+        finals: &[Vec<Final>],
+        rows: &[Row],
+        groups: &'a [Group],
+    ) -> Self {
         let mut cells = Self {
             groups,
             values: BTreeMap::new(),
             runs: HashMap::new(),
         };
-        for (ei, e) in experiments.iter().enumerate() {
-            for f in finals(e) {
+        for (ei, (e, finals)) in experiments.iter().zip(finals).enumerate() {
+            for f in finals {
                 let key = row_key(e, &f.variant);
                 let row = rows
                     .iter()
@@ -448,11 +459,22 @@ fn rows(experiments: &[StoredExperiment]) -> Vec<Row> {
     rows
 }
 
+/// The experiments' selection protocol in words, or a pointer to each report when they
+/// differ.
+fn selection_text(experiments: &[StoredExperiment]) -> String {
+    let mut texts: Vec<String> = experiments.iter().map(StoredExperiment::selection_text).collect();
+    texts.dedup();
+    match &texts[..] {
+        [one] => one.clone(),
+        _ => "at the epoch each experiment's own selection protocol picks (see its report)".into(),
+    }
+}
+
 /// The column groups: each experiment's evaluation datasets, in order of appearance.
-fn groups(experiments: &[StoredExperiment]) -> Vec<Group> {
+fn groups(experiments: &[StoredExperiment], finals: &[Vec<Final>]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
-    for (ei, e) in experiments.iter().enumerate() {
-        for f in finals(e) {
+    for (ei, finals) in finals.iter().enumerate() {
+        for f in finals {
             if !groups
                 .iter()
                 .any(|g| g.experiment == ei && g.dataset == f.dataset)
@@ -460,7 +482,7 @@ fn groups(experiments: &[StoredExperiment]) -> Vec<Group> {
                 groups.push(Group {
                     experiment: ei,
                     dataset: f.dataset.clone(),
-                    title: f.dataset,
+                    title: f.dataset.clone(),
                 });
             }
         }

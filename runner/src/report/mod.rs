@@ -2,13 +2,15 @@
 //! Markdown, LaTeX), plotters charts (SVG and PNG) and a `README.md` that ties them
 //! together. Reading the store ([`store`]) → statistics over seeds ([`tables`]) and across
 //! experiments with tests against the baseline ([`compare`], [`significance`]) → text
-//! tables ([`text_table`]) and charts ([`charts`]) → the report page ([`page`]).
+//! tables ([`text_table`], [`diagnostics`]) and charts ([`charts`]) → the report page
+//! ([`page`]).
 //!
 //! A report works on partial results: runs that are missing, failed or still running are
 //! listed, never a reason to stop.
 
 pub mod charts;
 pub mod compare;
+pub mod diagnostics;
 pub mod page;
 pub mod significance;
 pub mod store;
@@ -50,6 +52,13 @@ pub enum ReportError {
         experiments: String,
         rows: String,
     },
+    #[error("run `{variant}` seed {seed}: {source}")]
+    Selection {
+        variant: String,
+        seed: u64,
+        #[source]
+        source: crate::eval::selection::SelectionError,
+    },
 }
 
 /// What a report wrote, and what it could not show.
@@ -70,19 +79,25 @@ pub fn write(experiment_dir: &Path) -> Result<Report, ReportError> {
 pub fn write_experiment(experiment: &StoredExperiment) -> Result<Report, ReportError> {
     let dir = &experiment.dir;
     let tables = Tables::build(experiment)?;
-    let comparison = Comparison::build(std::slice::from_ref(experiment), None);
+    let comparison = Comparison::build(std::slice::from_ref(experiment), None)?;
     let written = write_tables(
         dir,
         std::slice::from_ref(experiment),
         &comparison,
         &format!("tab:{}-results", experiment.name),
     )?;
-    let charts = charts::draw_all(experiment, &tables, &dir.join("charts"))?;
+    let stats = charts::Stats::of(&tables)?;
     let mut files = written.files.clone();
+    let diagnostics = diagnostics::table(experiment, &stats);
+    if let Some(d) = &diagnostics {
+        files.push(save(dir, "diagnostics.md", &d.to_markdown())?);
+        files.push(save(dir, "diagnostics.tex", &d.to_latex())?);
+    }
+    let charts = charts::draw_all(experiment, &stats, &dir.join("charts"))?;
     files.push(save(
         dir,
         "README.md",
-        &page::render(experiment, &written, &charts),
+        &page::render(experiment, &written, diagnostics.as_ref(), &charts),
     )?);
     for (name, frame) in [
         ("results", &tables.results),
@@ -107,7 +122,7 @@ pub fn write_comparison(
     baseline: Option<&str>,
     out: &Path,
 ) -> Result<Report, ReportError> {
-    let comparison = Comparison::build(experiments, baseline);
+    let comparison = Comparison::build(experiments, baseline)?;
     if let Some(b) = baseline.filter(|b| !comparison.rows.iter().any(|r| r.key == *b)) {
         return Err(ReportError::UnknownBaseline {
             baseline: b.to_string(),
@@ -145,6 +160,8 @@ pub fn write_comparison(
 /// The tables a report page shows, and the files they were written to.
 pub struct Written {
     pub results: TextTable,
+    /// Which epoch the results come from, in words.
+    pub selection: String,
     pub ablation: Option<TextTable>,
     pub files: Vec<PathBuf>,
 }
@@ -175,6 +192,7 @@ fn write_tables(
     }
     Ok(Written {
         results,
+        selection: comparison.selection.clone(),
         ablation,
         files,
     })

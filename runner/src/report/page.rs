@@ -7,10 +7,16 @@ use std::path::{Component, Path, PathBuf};
 use super::charts::Drawn;
 use super::significance;
 use super::store::{RunState, StoredExperiment};
+use super::text_table::TextTable;
 use super::Written;
 
 /// The README of one experiment's report.
-pub fn render(experiment: &StoredExperiment, tables: &Written, charts: &[Drawn]) -> String {
+pub fn render(
+    experiment: &StoredExperiment,
+    tables: &Written,
+    diagnostics: Option<&TextTable>,
+    charts: &[Drawn],
+) -> String {
     let mut s = format!("# {}\n\n", experiment.name);
     if let Some(d) = &experiment.description {
         writeln!(s, "{d}\n").unwrap();
@@ -41,6 +47,15 @@ pub fn render(experiment: &StoredExperiment, tables: &Written, charts: &[Drawn])
         "`results.csv`, `results.parquet` (per variant and dataset), `curves.csv`, \
          `curves.parquet` (every run's values per epoch), ",
     );
+
+    if let Some(d) = diagnostics {
+        s += "## Diagnostics\n\n";
+        writeln!(s, "{}\n", d.caption).unwrap();
+        s += &d.to_markdown();
+        s += "\nThe share of the oracle's gain says how much of what masking the noise can win \
+              back on this data a variant wins; it means little unless the oracle's gain is above \
+              its spread. Also as `diagnostics.tex`; per epoch in `curves.csv`.\n\n";
+    }
 
     if !charts.is_empty() {
         s += "## Charts\n\nEach also as SVG (text outlined) and PDF (font embedded); the bars and \
@@ -86,9 +101,14 @@ fn tables_sections(tables: &Written, frames: &str) -> String {
     let mut s = String::from("## Results\n\n");
     writeln!(s, "{}\n", tables.results.caption).unwrap();
     s += &tables.results.to_markdown();
-    s += "\nEach number is the retrieval metric (%) of the evaluation after the last epoch; runs \
-          that did not finish are not counted. Also as `results.tex` (booktabs; a `table*` \
-          with several datasets).\n\n## Statistics\n\n";
+    writeln!(
+        s,
+        "\nEach number is the retrieval metric (%) of the evaluation {}; runs that did not \
+         finish are not counted. Also as `results.tex` (booktabs; a `table*` with several \
+         datasets).\n\n## Statistics\n",
+        tables.selection
+    )
+    .unwrap();
     s += significance::METHOD;
     writeln!(
         s,

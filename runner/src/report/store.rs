@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
+use crate::eval::selection::{self, Selection, SelectionError};
 use crate::eval::token_scores::TokenScores;
 use crate::spec::Presentation;
 use crate::store::{ExperimentIndex, PlannedRun, RunDir, State};
@@ -59,6 +60,10 @@ pub struct StoredExperiment {
     pub name: String,
     pub description: Option<String>,
     pub baseline: Option<String>,
+    /// Which epoch's evaluation the results show.
+    pub selection: Selection,
+    /// The variant that masks from the noise labels (`experiment.oracle`).
+    pub oracle: Option<String>,
     pub spec: Option<PathBuf>,
     /// Variant labels and ablation column names (the spec's, as the index keeps them).
     pub presentation: Presentation,
@@ -92,14 +97,24 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, spec, presentation) = match index {
-            Some(i) => (i.name, i.description, i.baseline, Some(i.spec), i.presentation),
+        let (name, description, baseline, oracle, selection, spec, presentation) = match index {
+            Some(i) => (
+                i.name,
+                i.description,
+                i.baseline,
+                i.oracle,
+                i.selection,
+                Some(i.spec),
+                i.presentation,
+            ),
             None => {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
                 (
                     folder.unwrap_or_default(),
                     None,
                     None,
+                    None,
+                    Selection::default(),
                     None,
                     Presentation::default(),
                 )
@@ -110,6 +125,8 @@ impl StoredExperiment {
             name,
             description,
             baseline,
+            selection,
+            oracle,
             spec,
             presentation,
             variants,
@@ -120,6 +137,29 @@ impl StoredExperiment {
     /// The finished runs.
     pub fn done(&self) -> impl Iterator<Item = &StoredRun> {
         self.runs.iter().filter(|r| r.state.is_done())
+    }
+
+    /// The validation set that chooses under `best-val`: the first finished run's.
+    pub fn validation_set(&self) -> Option<String> {
+        self.done()
+            .find_map(|r| r.config.as_ref().and_then(selection::validation_set))
+    }
+
+    /// The selection protocol in words, for captions.
+    pub fn selection_text(&self) -> String {
+        self.selection.describe(self.validation_set().as_deref())
+    }
+}
+
+impl StoredRun {
+    /// The `eval` records the experiment's selection picks, one per evaluation set.
+    pub fn selected_evaluations(
+        &self,
+        selection: Selection,
+    ) -> Result<Vec<&serde_json::Value>, SelectionError> {
+        let evals: Vec<&serde_json::Value> = self.metrics.iter().filter(|r| r["kind"] == "eval").collect();
+        let validation = self.config.as_ref().and_then(selection::validation_set);
+        selection.choose(&evals, validation.as_deref())
     }
 }
 

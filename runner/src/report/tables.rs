@@ -10,6 +10,7 @@ use super::compare::{row_key, Comparison, Row};
 use super::store::{StoredExperiment, StoredRun};
 use super::text_table::{Cell, TextTable};
 use super::ReportError;
+use crate::eval::retrieval::FeatureCosines;
 
 /// The retrieval metrics, as logged and as papers print them.
 pub const METRICS: [(&str, &str); 5] = [
@@ -24,6 +25,12 @@ pub const METRICS: [(&str, &str); 5] = [
 pub const TRAIN: &str = "train";
 /// The metric name of the noise-token AUROC of a run's scores.
 pub const NOISE_AUROC: &str = "noise AUROC";
+/// The same AUROC over content words only (`eval::function_words`).
+pub const NOISE_AUROC_CONTENT: &str = "noise AUROC (content words)";
+/// The collapse diagnostic of an evaluation: the mean pairwise cosine of its image features
+/// and of its text features (`eval::retrieval::FeatureCosines`), per evaluation dataset.
+pub const IMAGE_COSINE: &str = "image cosine";
+pub const TEXT_COSINE: &str = "text cosine";
 
 pub struct Tables {
     /// Per variant and evaluation dataset: `seeds`, and per metric `<m>_mean`, `<m>_std`
@@ -43,7 +50,7 @@ fn polars(table: &'static str) -> impl FnOnce(PolarsError) -> ReportError {
 
 impl Tables {
     pub fn build(experiment: &StoredExperiment) -> Result<Self, ReportError> {
-        let finals = final_evaluation(experiment).map_err(polars("final evaluation"))?;
+        let finals = final_evaluation(experiment)?;
         let final_stats = over_seeds(&finals, &["variant", "dataset", "metric"], "final evaluation")?;
         let curves = curves(experiment).map_err(polars("curves"))?;
         Ok(Self {
@@ -56,7 +63,7 @@ impl Tables {
     }
 }
 
-/// One metric of a finished run's last evaluation of one dataset.
+/// One metric of a finished run's selected evaluation of one dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Final {
     pub variant: String,
@@ -67,21 +74,26 @@ pub struct Final {
     pub value: f64,
 }
 
-/// The last evaluation of every finished run, in run order.
-pub fn finals(experiment: &StoredExperiment) -> Vec<Final> {
+/// The evaluation of every finished run that the experiment's selection protocol picks
+/// (by default the last), in run order.
+pub fn finals(experiment: &StoredExperiment) -> Result<Vec<Final>, ReportError> {
     let mut out = Vec::new();
     for run in experiment.done() {
-        let evals: Vec<_> = run.metrics.iter().filter(|r| r["kind"] == "eval").collect();
-        let Some(last) = evals.iter().filter_map(|r| r["epoch"].as_u64()).max() else {
-            continue;
-        };
-        for r in evals.iter().filter(|r| r["epoch"].as_u64() == Some(last)) {
+        let chosen =
+            run.selected_evaluations(experiment.selection)
+                .map_err(|source| ReportError::Selection {
+                    variant: run.variant.clone(),
+                    seed: run.seed,
+                    source,
+                })?;
+        for r in chosen {
+            let epoch = r["epoch"].as_u64().unwrap_or(0);
             for (m, _) in METRICS {
                 if let Some(value) = r[m].as_f64() {
                     out.push(Final {
                         variant: run.variant.clone(),
                         seed: run.seed,
-                        epoch: last,
+                        epoch,
                         dataset: r["dataset"].as_str().unwrap_or("").to_string(),
                         metric: m,
                         value,
@@ -90,13 +102,13 @@ pub fn finals(experiment: &StoredExperiment) -> Vec<Final> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// `variant, seed, dataset, metric, value`: [`finals`] as a table.
-fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
+fn final_evaluation(experiment: &StoredExperiment) -> Result<DataFrame, ReportError> {
     let mut rows = LongRows::default();
-    for f in finals(experiment) {
+    for f in finals(experiment)? {
         rows.variant.push(f.variant);
         rows.seed.push(f.seed);
         rows.epoch.push(f.epoch);
@@ -104,11 +116,12 @@ fn final_evaluation(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
         rows.metric.push(f.metric.to_string());
         rows.value.push(f.value);
     }
-    rows.frame(false)
+    rows.frame(false).map_err(polars("final evaluation"))
 }
 
 /// `variant, seed, epoch, dataset, metric, value` of every finished run: the training
-/// losses averaged over each epoch's log records, each evaluation, the noise-token AUROC.
+/// losses averaged over each epoch's log records, each evaluation with its feature cosines,
+/// the noise-token AUROCs (all tokens, content words).
 fn curves(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
     let mut rows = LongRows::default();
     for run in experiment.done() {
@@ -127,15 +140,23 @@ fn curves(experiment: &StoredExperiment) -> PolarsResult<DataFrame> {
                     }
                 }
                 Some("eval") => {
-                    for (m, _) in METRICS {
-                        if let Some(v) = r[m].as_f64() {
-                            rows.push(run, epoch, r["dataset"].as_str().unwrap_or(""), m, v);
+                    let dataset = r["dataset"].as_str().unwrap_or("");
+                    let logged = METRICS.iter().map(|&(m, _)| (m, m));
+                    let cosines = [
+                        (FeatureCosines::IMAGE_KEY, IMAGE_COSINE),
+                        (FeatureCosines::TEXT_KEY, TEXT_COSINE),
+                    ];
+                    for (key, metric) in logged.chain(cosines) {
+                        if let Some(v) = r[key].as_f64() {
+                            rows.push(run, epoch, dataset, metric, v);
                         }
                     }
                 }
                 Some("noise") => {
-                    if let Some(v) = r["auroc"].as_f64() {
-                        rows.push(run, epoch, TRAIN, NOISE_AUROC, v);
+                    for (key, metric) in [("auroc", NOISE_AUROC), ("auroc_content", NOISE_AUROC_CONTENT)] {
+                        if let Some(v) = r[key].as_f64() {
+                            rows.push(run, epoch, TRAIN, metric, v);
+                        }
                     }
                 }
                 _ => {}

@@ -47,7 +47,7 @@ pub struct ModelSpec {
 #[serde(
     untagged,
     expecting = "a weights file (a path), or a run of another spec: { spec = \"file.toml\", variant = \"…\", \
-                 seed = N, checkpoint = \"last\" or \"best\" }"
+                 seed = N, checkpoint = \"last\", \"best\" or \"best:<test set>\" }"
 )]
 pub enum InitSource {
     File(PathBuf),
@@ -67,21 +67,62 @@ pub struct RunRef {
     pub checkpoint: CheckpointChoice,
 }
 
-/// Which checkpoint of a run: the last epoch's, or the best on its validation split.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Which checkpoint of a run: `"last"`, `"best"` (the best on its validation split) or
+/// `"best:<test set>"` (that test set's own best, kept by a run with
+/// `train.keep_best = "each"`: the paper's protocol).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum CheckpointChoice {
     #[default]
     Last,
     Best,
+    BestOn(String),
 }
 
 impl CheckpointChoice {
     /// The checkpoint's folder inside a run folder.
-    pub fn folder(self) -> &'static str {
+    pub fn folder(&self) -> String {
         match self {
-            Self::Last => "checkpoint",
-            Self::Best => "best",
+            Self::Last => "checkpoint".into(),
+            Self::Best => "best".into(),
+            Self::BestOn(set) => crate::train::checkpoint::test_best_folder(set),
+        }
+    }
+
+    /// `its last checkpoint`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Last => "its last checkpoint".into(),
+            Self::Best => "its best checkpoint on the validation split".into(),
+            Self::BestOn(set) => format!("its best checkpoint on the test set `{set}`"),
+        }
+    }
+}
+
+impl TryFrom<String> for CheckpointChoice {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "last" => Ok(Self::Last),
+            "best" => Ok(Self::Best),
+            other => match other.strip_prefix("best:") {
+                Some(set) if !set.is_empty() => Ok(Self::BestOn(set.to_string())),
+                _ => Err(format!(
+                    "`checkpoint` = \"{other}\": expected \"last\", \"best\" (on the validation split) or \
+                     \"best:<test set name>\""
+                )),
+            },
+        }
+    }
+}
+
+impl From<CheckpointChoice> for String {
+    fn from(choice: CheckpointChoice) -> String {
+        match choice {
+            CheckpointChoice::Last => "last".into(),
+            CheckpointChoice::Best => "best".into(),
+            CheckpointChoice::BestOn(set) => format!("best:{set}"),
         }
     }
 }
@@ -175,7 +216,14 @@ fn one() -> f64 {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// The global batch: what one optimizer step sees, summed over ranks and micro-batches.
     pub batch_size: usize,
+    /// The most samples per forward (0 = each rank's whole share of the batch in one).
+    /// Smaller than a rank's share, it must divide it, and the step runs over micro-batches
+    /// with gradient caching
+    /// ([`crate::train::grad_cache`]): the batch-level losses still see the whole global
+    /// batch, the token-level losses (MTP) and the scorer's groups each micro-batch.
+    pub micro_batch: usize,
     /// Base learning rate of the warm-up + cosine schedule.
     pub lr: f64,
     pub warmup_epochs: usize,
@@ -195,6 +243,20 @@ pub struct TrainConfig {
     pub threads: usize,
     /// The train-time image augmentation.
     pub augment: Augment,
+    /// Which bests a run keeps beside its last checkpoint, for fine-tuning from them.
+    pub keep_best: KeepBest,
+}
+
+/// `train.keep_best`: the checkpoints a run keeps besides the last one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepBest {
+    /// `best/`: the epoch with the best R@1 on the first validation split, if any.
+    #[default]
+    Val,
+    /// Also `best-<set>/` for each test set's own best epoch (the paper's protocol), at the
+    /// cost of a copy of the checkpoint per test set.
+    Each,
 }
 
 impl Default for TrainConfig {
@@ -202,6 +264,7 @@ impl Default for TrainConfig {
         Self {
             epochs: 10,
             batch_size: 64,
+            micro_batch: 0,
             lr: 1e-5,
             warmup_epochs: 5,
             warmup_factor: 0.1,
@@ -213,6 +276,7 @@ impl Default for TrainConfig {
             eval_batch_size: 256,
             threads: 0,
             augment: Augment::default(),
+            keep_best: KeepBest::default(),
         }
     }
 }

@@ -25,7 +25,8 @@ use crate::plugin::{PluginCode, PluginSet};
 
 /// Keys that cannot change what a run computes, left out of its identity: data-loading
 /// threads, libtorch threads and the evaluation batch (they change at most the order of
-/// floating-point sums), the logging cadence, and the device. The device is placement as
+/// floating-point sums), the logging cadence, which bests are kept as checkpoints, and the
+/// device. The device is placement as
 /// `--devices` decides it; a run on another device computes the same experiment up to
 /// rounding, and `provenance.json` records where each run trained.
 pub const EXECUTION_KEYS: &[&str] = &[
@@ -34,6 +35,7 @@ pub const EXECUTION_KEYS: &[&str] = &[
     "train.eval_batch_size",
     "train.log_every",
     "train.device",
+    "train.keep_best",
 ];
 
 /// The part of a resolved configuration (seed included) that the `config` part hashes.
@@ -99,14 +101,11 @@ impl Upstream {
     /// `variant `V` seed S of SPEC`, for messages.
     pub fn describe(&self) -> String {
         format!(
-            "variant `{}` seed {} of {} (its {} checkpoint)",
+            "variant `{}` seed {} of {} ({})",
             self.variant,
             self.seed,
             self.spec.display(),
-            match self.checkpoint {
-                CheckpointChoice::Last => "last",
-                CheckpointChoice::Best => "best",
-            }
+            self.checkpoint.describe()
         )
     }
 }
@@ -190,7 +189,7 @@ impl Binder<'_> {
             spec: spec_file,
             variant: found.variant.clone(),
             seed: found.seed,
-            checkpoint: r.checkpoint,
+            checkpoint: r.checkpoint.clone(),
             hash: found.hash.clone(),
             run_dir: crate::store::RunDir::new(&upstream.output_dir(), found).path,
             config: found.config.clone(),

@@ -1,7 +1,9 @@
 //! Experiment specs: a TOML file with `[experiment]`, a `[base]` run configuration and
-//! `[[variant]]` tables deep-merged over it. Expanding a spec gives one [`RunPlan`] per
-//! variant × seed, each with the fully resolved configuration and its hash; once the
-//! plugins are loaded, [`Spec::bind`] completes each run's identity (see [`identity`]).
+//! `[[variant]]` tables deep-merged over it, and an optional `[slurm]` table of what one run
+//! asks a SLURM cluster for (no part of a run's identity). Expanding a spec gives one
+//! [`RunPlan`] per variant × seed, each with the fully resolved configuration and its hash;
+//! once the plugins are loaded, [`Spec::bind`] completes each run's identity (see
+//! [`identity`]).
 
 mod config;
 mod env;
@@ -19,8 +21,8 @@ use toml::Value;
 use crate::plugin::{PluginCode, PluginSet};
 
 pub use config::{
-    CheckpointChoice, ComponentConfig, DataConfig, InitSource, LossConfig, ModelSpec, RunConfig, RunRef,
-    TrainConfig, DATASET_RUNNER_KEYS,
+    CheckpointChoice, ComponentConfig, DataConfig, InitSource, KeepBest, LossConfig, ModelSpec, RunConfig,
+    RunRef, TrainConfig, DATASET_RUNNER_KEYS,
 };
 pub use identity::Upstream;
 pub use merge::merge;
@@ -58,6 +60,28 @@ pub enum SpecError {
     },
 }
 
+/// `experiment.baseline` and `experiment.oracle` must each name a variant (a swept one by
+/// its full name): a misspelt name would silently leave the report without its comparison.
+fn check_named_variants(
+    file: &Path,
+    text: &str,
+    experiment: &Experiment,
+    names: &std::collections::BTreeSet<String>,
+) -> Result<(), SpecError> {
+    for (key, named) in [("baseline", &experiment.baseline), ("oracle", &experiment.oracle)] {
+        if let Some(name) = named.as_ref().filter(|n| !names.contains(*n)) {
+            let known: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            return Err(SpecError::Invalid {
+                file: file.into(),
+                line: line_of(text, key),
+                path: format!("experiment.{key}"),
+                message: format!("`{name}` is no variant; the variants are {}", known.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `[experiment]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,8 +98,16 @@ pub struct Experiment {
     /// The variant other variants are compared with in reports.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// The variant whose masking knows the noise (`scorer = "oracle"`): reports give each
+    /// variant's mAP gain over the baseline as a share of the oracle's gain.
+    #[serde(default)]
+    pub oracle: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Which epoch the report's numbers come from (last, best on validation, or each test
+    /// set's best: the paper's protocol).
+    #[serde(default)]
+    pub selection: crate::eval::selection::Selection,
 }
 
 /// How reports name what a spec defines: a display label per variant (variants of several
@@ -148,6 +180,8 @@ impl RunPlan {
 pub struct Spec {
     pub file: PathBuf,
     pub experiment: Experiment,
+    /// `[slurm]`: the resources of one run's task on a cluster.
+    pub slurm: crate::slurm::Resources,
     pub runs: Vec<RunPlan>,
     pub presentation: Presentation,
     /// The spec's text, to point errors found later (plugin options) at a line.
@@ -188,32 +222,37 @@ impl Spec {
             message,
         };
         for key in root.keys() {
-            if !["experiment", "base", "variant", "report"].contains(&key.as_str()) {
+            if !["experiment", "base", "variant", "report", "slurm"].contains(&key.as_str()) {
                 return Err(SpecError::Invalid {
                     file: file.into(),
                     line: line_of(text, key),
                     path: key.clone(),
-                    message: "unknown top-level table; expected `experiment`, `base`, `variant` or `report`"
+                    message: "unknown top-level table; expected `experiment`, `base`, `variant`, `report` or `slurm`"
                         .into(),
                 });
             }
         }
-        // `--set experiment.key=value` changes the experiment table; any other key path is
-        // relative to the run configuration.
-        let (experiment_overrides, overrides): (Vec<&String>, Vec<&String>) =
-            overrides.iter().partition(|o| o.starts_with("experiment."));
-        let mut experiment_table = root
+        // `--set experiment.key=value` and `--set slurm.key=value` change those tables; any
+        // other key path is relative to the run configuration.
+        let (table_overrides, overrides): (Vec<&String>, Vec<&String>) = overrides
+            .iter()
+            .partition(|o| o.starts_with("experiment.") || o.starts_with("slurm."));
+        let experiment_table = root
             .remove("experiment")
             .ok_or_else(|| structure("missing `[experiment]` table".into()))?;
-        for assignment in experiment_overrides {
-            let inner = &assignment["experiment.".len()..];
-            merge::apply_override(&mut experiment_table, inner).map_err(|message| SpecError::Override {
-                file: file.into(),
-                assignment: assignment.clone(),
-                message,
-            })?;
-        }
+        let experiment_table = overridden(file, "experiment", experiment_table, &table_overrides)?;
         let experiment: Experiment = deserialize(file, text, "experiment", experiment_table)?;
+        let slurm_table = root
+            .remove("slurm")
+            .unwrap_or_else(|| Value::Table(Default::default()));
+        let slurm_table = overridden(file, "slurm", slurm_table, &table_overrides)?;
+        let slurm: crate::slurm::Resources = deserialize(file, text, "slurm", slurm_table)?;
+        slurm.check().map_err(|message| SpecError::Invalid {
+            file: file.into(),
+            line: line_of(text, "directives"),
+            path: "slurm.directives".into(),
+            message,
+        })?;
         if experiment.seeds.is_empty() {
             return Err(structure(
                 "`experiment.seeds` is empty; give at least one seed".into(),
@@ -293,9 +332,11 @@ impl Spec {
                 runs.extend(Self::plans(file, text, &experiment, &overrides, name, resolved)?);
             }
         }
+        check_named_variants(file, text, &experiment, &names)?;
         Ok(Self {
             file: file.into(),
             experiment,
+            slurm,
             runs,
             presentation,
             text: text.to_string(),
@@ -437,6 +478,21 @@ fn interpolate_env(
         })?;
     }
     Ok(())
+}
+
+/// `table` (the spec's `[name]`) with the `--set name.key=value` among `overrides` applied.
+fn overridden(file: &Path, name: &str, mut table: Value, overrides: &[&String]) -> Result<Value, SpecError> {
+    let prefix = format!("{name}.");
+    for assignment in overrides.iter().filter(|o| o.starts_with(&prefix)) {
+        merge::apply_override(&mut table, &assignment[prefix.len()..]).map_err(|message| {
+            SpecError::Override {
+                file: file.into(),
+                assignment: assignment.to_string(),
+                message,
+            }
+        })?;
+    }
+    Ok(table)
 }
 
 fn with_variant(e: SpecError, variant: &str) -> SpecError {

@@ -89,6 +89,26 @@ fn unknown_keys_and_wrong_types_name_the_key_path_and_line() {
 }
 
 #[test]
+fn the_baseline_and_the_oracle_must_name_variants() {
+    let named = SPEC.replace(
+        "seeds = [1, 2]",
+        "seeds = [1, 2]\nbaseline = \"random\"\noracle = \"ga-dms\"",
+    );
+    let spec = parse(&named, &[]).unwrap();
+    assert_eq!(spec.experiment.oracle.as_deref(), Some("ga-dms"));
+    for (key, line) in [("baseline", 5), ("oracle", 6)] {
+        let bad = named.replace(&format!("{key} = \""), &format!("{key} = \"x"));
+        let err = parse(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("spec.toml:{line}: key `experiment.{key}`"))
+                && err.contains("is no variant")
+                && err.contains("`ga-dms`, `random`"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn the_model_preset_resolves_with_overrides() {
     let spec = parse(
         &SPEC.replace("preset = \"tiny\"", "preset = \"tiny\"\ntext_layers = 8"),
@@ -249,6 +269,20 @@ fn init_takes_a_file_or_a_run_of_another_spec() {
             checkpoint: CheckpointChoice::Best,
         }))
     );
+    assert_eq!(
+        init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"best:CUHK-PEDES\" }")
+            .unwrap(),
+        Some(InitSource::Run(RunRef {
+            spec: "up.toml".into(),
+            variant: "clip".into(),
+            seed: 1,
+            checkpoint: CheckpointChoice::BestOn("CUHK-PEDES".into()),
+        }))
+    );
+    let err = init("{ spec = \"up.toml\", variant = \"clip\", seed = 1, checkpoint = \"bestest\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"best:<test set>\""), "{err}");
     let err = init("{ spec = \"up.toml\", variant = \"clip\" }")
         .unwrap_err()
         .to_string();
@@ -397,6 +431,34 @@ fn labels_and_report_columns_name_things_for_reports_without_changing_runs() {
     .unwrap_err();
     assert!(
         err.to_string().contains("`label` must be a non-empty string"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_slurm_table_is_typed_overridable_and_no_part_of_a_runs_identity() {
+    let plain = parse(SPEC, &[]).unwrap();
+    assert_eq!(plain.slurm, crate::slurm::Resources::default());
+    let with = format!("{SPEC}\n[slurm]\npartition = \"gpu\"\ngpus = 2\ndirectives = [\"--qos=high\"]\n");
+    let spec = parse(&with, &["slurm.time=\"1:00:00\""]).unwrap();
+    assert_eq!(spec.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(
+        (spec.slurm.gpus, spec.slurm.time.as_deref()),
+        (2, Some("1:00:00"))
+    );
+    assert_eq!(
+        spec.runs[0].hash, plain.runs[0].hash,
+        "where a run trains is not what it is"
+    );
+    let err = parse(&with.replace("gpus = 2", "gpu = 2"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("slurm") && err.contains("gpu"), "{err}");
+    let err = parse(&with.replace("\"--qos=high\"", "\"qos=high\""), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("slurm.directives") && err.contains("--qos=high"),
         "{err}"
     );
 }

@@ -3,7 +3,8 @@
 //! position (epoch, step). The data order and every random draw are functions of (seed,
 //! epoch, sample), so no generator state needs saving. `best` holds a copy of the
 //! checkpoint with the best R@1 on the run's validation split, with `best.json` saying
-//! which epoch and split.
+//! which epoch and split; with `train.keep_best = "each"`, `best-<set>` holds each test
+//! set's own best (the paper's selection protocol), kept the same way.
 //!
 //! # Layout and crash safety
 //!
@@ -31,6 +32,7 @@
 //!
 //! [`super::fault`] can stop the process at the switches, for the tests.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -95,49 +97,100 @@ const BEST_JSON: &str = "best.json";
 /// The files of a checkpoint, `position.json` (written last) at the end.
 const CHECKPOINT_FILES: [&str; 4] = [WEIGHTS, OPTIMIZER, SCORES, POSITION];
 
+const BEST_FILES: [&str; 5] = [WEIGHTS, OPTIMIZER, SCORES, POSITION, BEST_JSON];
+
 const CHECKPOINT: Slot = Slot {
-    name: "checkpoint",
+    name: Cow::Borrowed("checkpoint"),
     files: &CHECKPOINT_FILES,
 };
 const BEST: Slot = Slot {
-    name: "best",
-    files: &[WEIGHTS, OPTIMIZER, SCORES, POSITION, BEST_JSON],
+    name: Cow::Borrowed("best"),
+    files: &BEST_FILES,
 };
+/// The prefix of the slots of the test sets' own bests.
+const TEST_BEST_PREFIX: &str = "best-";
+
+/// The folder in a run folder that keeps test set `dataset`'s own best: `best-<dataset>`,
+/// with characters other than letters, digits, `-` and `_` replaced by `_`.
+pub fn test_best_folder(dataset: &str) -> String {
+    let safe: String = dataset
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{TEST_BEST_PREFIX}{safe}")
+}
+
+/// An evaluation of the epoch that may make it a kept best.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub dataset: &'a str,
+    pub r1: f64,
+    /// `best/` for the validation split, or the test set's own `best-<set>/`.
+    pub kept_as: Kept,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Validation,
+    OwnTestBest,
+}
+
+impl Candidate<'_> {
+    fn slot(&self) -> Slot {
+        match self.kept_as {
+            Kept::Validation => BEST,
+            Kept::OwnTestBest => Slot {
+                name: Cow::Owned(test_best_folder(self.dataset)),
+                files: &BEST_FILES,
+            },
+        }
+    }
+}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
     let path = path.to_path_buf();
     move |source| CheckpointError::Io { path, source }
 }
 
-/// Commits the end of an epoch: writes its checkpoint and, when `validation` (the name and
-/// R@1 of the split that selects the best) beats the best so far, keeps it as the best,
-/// switching `best` before `checkpoint` (see the module doc). Returns the new best if this
-/// epoch is it.
+/// Commits the end of an epoch: writes its checkpoint and, for each of `candidates` that
+/// beats the best kept in its slot, keeps the epoch there, switching every best before
+/// `checkpoint` (see the module doc). Returns the bests this epoch became.
 pub fn commit(
     run: &Path,
     position: &Position,
     vs: &VarStore,
     opt: &Adam,
     scores: &ScoreStore,
-    validation: Option<(&str, f64)>,
-) -> Result<Option<Best>, CheckpointError> {
+    candidates: &[Candidate<'_>],
+) -> Result<Vec<Best>, CheckpointError> {
     write_checkpoint(run, position, vs, opt, scores)?;
-    let best = validation
-        .map(|(dataset, r1)| Best {
+    let mut kept = Vec::new();
+    for candidate in candidates {
+        let slot = candidate.slot();
+        let best = Best {
             epoch: position.epoch,
-            dataset: dataset.to_string(),
-            r1,
-        })
-        .filter(|candidate| improves_best(run, candidate));
-    if let Some(best) = &best {
-        write_best(run, best)?;
-        BEST.switch(run, best.epoch)?;
+            dataset: candidate.dataset.to_string(),
+            r1: candidate.r1,
+        };
+        if improves_best(&slot, run, &best) {
+            write_best(&slot, run, &best)?;
+            slot.switch(run, best.epoch)?;
+            kept.push(best);
+        }
     }
     CHECKPOINT.switch(run, position.epoch)?;
-    // An epoch that keeps the best as it was removes leftovers of an interrupted commit
-    // of `best` too.
-    BEST.clear(run);
-    Ok(best)
+    // An epoch that keeps a best as it was removes leftovers of an interrupted commit of
+    // that best too.
+    for candidate in candidates {
+        candidate.slot().clear(run);
+    }
+    Ok(kept)
 }
 
 /// The position of the checkpoint of `run`, if there is a complete one.
@@ -145,10 +198,36 @@ pub fn position(run: &Path) -> Option<Position> {
     read_json(&CHECKPOINT.current(run)?.join(POSITION))
 }
 
-/// Deletes the checkpoints of `run` (a fresh start).
+/// Deletes the checkpoints of `run` (a fresh start), its bests included.
 pub fn remove(run: &Path) {
     CHECKPOINT.remove(run);
     BEST.remove(run);
+    for slot in test_best_slots(run) {
+        slot.remove(run);
+    }
+}
+
+/// The slots of test sets' own bests found in `run`: every `best-<set>` name, whatever
+/// state a kill left it in (a link, a folder, only `.e<N>` folders).
+fn test_best_slots(run: &Path) -> Vec<Slot> {
+    let Ok(entries) = std::fs::read_dir(run) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(TEST_BEST_PREFIX))
+        .map(|n| n.split('.').next().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| Slot {
+            name: Cow::Owned(name),
+            files: &BEST_FILES,
+        })
+        .collect()
 }
 
 /// Loads the checkpoint of `run` into the model, the optimizer and the score store.
@@ -181,17 +260,17 @@ pub fn restore(
     Ok(position)
 }
 
-/// The best kept so far, if any.
-fn current_best(run: &Path) -> Option<Best> {
-    read_json(&BEST.current(run)?.join(BEST_JSON))
+/// The best kept so far in `slot`, if any.
+fn current_best(slot: &Slot, run: &Path) -> Option<Best> {
+    read_json(&slot.current(run)?.join(BEST_JSON))
 }
 
 /// Whether `candidate` beats the best kept so far (true when there is none). An epoch
 /// already kept stays as kept: a commit interrupted after switching `best` redoes the
 /// epoch, which on a device that is not bitwise deterministic may score a little
 /// differently, and the folder kept for it is the current one, not to be overwritten.
-fn improves_best(run: &Path, candidate: &Best) -> bool {
-    current_best(run).is_none_or(|kept| kept.epoch != candidate.epoch && candidate.r1 > kept.r1)
+fn improves_best(slot: &Slot, run: &Path, candidate: &Best) -> bool {
+    current_best(slot, run).is_none_or(|kept| kept.epoch != candidate.epoch && candidate.r1 > kept.r1)
 }
 
 /// Writes `checkpoint.e<epoch>/`, `position.json` last.
@@ -211,10 +290,10 @@ fn write_checkpoint(
     write_json(&dir.join(POSITION), position)
 }
 
-/// Writes `best.e<epoch>/`: a copy of the checkpoint of that epoch, `best.json` last.
-fn write_best(run: &Path, best: &Best) -> Result<(), CheckpointError> {
+/// Writes `<slot>.e<epoch>/`: a copy of the checkpoint of that epoch, `best.json` last.
+fn write_best(slot: &Slot, run: &Path, best: &Best) -> Result<(), CheckpointError> {
     let from = CHECKPOINT.folder(run, best.epoch);
-    let dir = BEST.prepare(run, best.epoch)?;
+    let dir = slot.prepare(run, best.epoch)?;
     for name in CHECKPOINT_FILES {
         std::fs::copy(from.join(name), dir.join(name)).map_err(io(&from.join(name)))?;
         sync(&dir.join(name))?;
@@ -253,14 +332,14 @@ fn sync(path: &Path) -> Result<(), CheckpointError> {
 /// A name in the run folder, a symbolic link to the current one of its folders
 /// `<name>.e<epoch>/` (see the module doc).
 struct Slot {
-    name: &'static str,
+    name: Cow<'static, str>,
     /// The files of a complete folder.
     files: &'static [&'static str],
 }
 
 impl Slot {
     fn link(&self, run: &Path) -> PathBuf {
-        run.join(self.name)
+        run.join(self.name.as_ref())
     }
 
     fn sibling(&self, run: &Path, suffix: &str) -> PathBuf {
@@ -405,7 +484,13 @@ mod tests {
             global_step: 10 * epoch,
             hash: "h".into(),
         };
-        commit(run, &position, &vs, &opt, &scores, Some(("val", r1))).unwrap()
+        let validation = Candidate {
+            dataset: "val",
+            r1,
+            kept_as: Kept::Validation,
+        };
+        let kept = commit(run, &position, &vs, &opt, &scores, &[validation]).unwrap();
+        kept.into_iter().next()
     }
 
     /// Commits epoch `epoch` as a process killed at `point` of it would.
@@ -431,7 +516,7 @@ mod tests {
 
     /// The epoch and R@1 of `best/`, after checking that its weights are that epoch's.
     fn kept_best(run: &Path) -> Option<(usize, f64)> {
-        let best = current_best(run)?;
+        let best = current_best(&BEST, run)?;
         let weights = read_safetensors(&run.join("best").join(WEIGHTS)).unwrap();
         assert_eq!(weights["w"].double_value(&[0]), best.epoch as f64);
         Some((best.epoch, best.r1))
@@ -532,6 +617,56 @@ mod tests {
         // there, its weights are not; a resume finds no checkpoint rather than failing.
         std::fs::remove_file(run.join("checkpoint.e2").join(WEIGHTS)).unwrap();
         assert_eq!(resumed(&run), None);
+        remove(&run);
+        assert!(listing(&run).is_empty(), "{:?}", listing(&run));
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    #[test]
+    fn each_test_set_keeps_its_own_best_and_a_fresh_start_removes_them() {
+        let run = scratch("test-bests");
+        // R@1 per epoch: validation, test set `A/1` (a name to make safe), test set `B`.
+        for (epoch, [val, a, b]) in [[0.5, 0.2, 0.9], [0.6, 0.4, 0.1], [0.4, 0.3, 0.2]]
+            .into_iter()
+            .enumerate()
+        {
+            let (vs, opt, scores) = state((epoch + 1) as f64);
+            let position = Position {
+                epoch: epoch + 1,
+                global_step: epoch + 1,
+                hash: "h".into(),
+            };
+            let candidates = [
+                ("val", val, Kept::Validation),
+                ("A/1", a, Kept::OwnTestBest),
+                ("B", b, Kept::OwnTestBest),
+            ]
+            .map(|(dataset, r1, kept_as)| Candidate { dataset, r1, kept_as });
+            commit(&run, &position, &vs, &opt, &scores, &candidates).unwrap();
+        }
+        let kept = |folder: &str| {
+            let best: Best = read_json(&run.join(folder).join(BEST_JSON)).unwrap();
+            let weights = read_safetensors(&run.join(folder).join(WEIGHTS)).unwrap();
+            assert_eq!(weights["w"].double_value(&[0]), best.epoch as f64, "{folder}");
+            (best.epoch, best.dataset)
+        };
+        assert_eq!(kept("best"), (2, "val".into()));
+        assert_eq!(test_best_folder("A/1"), "best-A_1");
+        assert_eq!(kept("best-A_1"), (2, "A/1".into()));
+        assert_eq!(kept("best-B"), (1, "B".into()));
+        assert_eq!(
+            listing(&run),
+            [
+                "best",
+                "best-A_1",
+                "best-A_1.e2",
+                "best-B",
+                "best-B.e1",
+                "best.e2",
+                "checkpoint",
+                "checkpoint.e3"
+            ]
+        );
         remove(&run);
         assert!(listing(&run).is_empty(), "{:?}", listing(&run));
         std::fs::remove_dir_all(run).unwrap();

@@ -8,6 +8,7 @@ use gadms_plugin::rng::Rng;
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
+use super::grad_cache::{self, StepParts};
 use super::memory;
 use super::precision::autocast;
 use super::setup::Run;
@@ -30,24 +31,29 @@ impl Run<'_> {
     ) -> Result<(), RunError> {
         let lr = self.schedule.lr(epoch);
         self.opt.set_lr(lr);
-        let loader = self.epoch_loader(epoch);
-        let steps = loader.len();
+        let mut loader = self.epoch_loader(epoch);
+        let per_step = self.batches.per_step();
+        let steps = loader.len().div_ceil(per_step);
         let mut window = Window::new();
         let mut stages = Stages::from_env(self.device);
         let mut ready = Instant::now();
-        for (step, host) in loader.enumerate() {
+        for step in 1..=steps {
             // The loader blocks until a batch is ready: the time since the previous step
             // ended is this step's wait for data.
+            let micro = loader
+                .by_ref()
+                .take(per_step)
+                .collect::<Result<Vec<HostBatch>, _>>()
+                .map_err(|source| RunError::Data {
+                    key: "data.train".into(),
+                    source: Box::new(source),
+                })?;
             window.data_wait += ready.elapsed().as_secs_f64();
-            let host = host.map_err(|source| RunError::Data {
-                key: "data.train".into(),
-                source: Box::new(source),
-            })?;
-            self.step(epoch, step + 1, host, &mut window, &mut stages)?;
+            self.step(epoch, step, micro, &mut window, &mut stages)?;
             *global_step += 1;
             bar.step();
-            if (step + 1) % self.plan.config.train.log_every.max(1) == 0 || step + 1 == steps {
-                self.log_point(&mut window, epoch, (step + 1, steps), *global_step, lr, bar)?;
+            if step % self.plan.config.train.log_every.max(1) == 0 || step == steps {
+                self.log_point(&mut window, epoch, (step, steps), *global_step, lr, bar)?;
             }
             ready = Instant::now();
         }
@@ -94,59 +100,79 @@ impl Run<'_> {
             seed: self.plan.seed,
             epoch: epoch as u64,
         });
-        EpochLoader::spawn(data, order, self.rank_batch, t.workers, 2)
+        EpochLoader::spawn(data, order, self.batches.micro, t.workers, 2)
     }
 
-    /// One step: forward under the run's precision, backward, gradients averaged across
-    /// ranks, Adam; the scores it computed go to the score store.
+    /// One step over the step's micro-batches: the gradients (one forward, or gradient
+    /// caching over several), averaged across ranks, then Adam; the scores it computed go
+    /// to the score store.
     fn step(
         &mut self,
         epoch: usize,
         step: usize,
-        host: HostBatch,
+        micro: Vec<HostBatch>,
         window: &mut Window,
         stages: &mut Stages,
     ) -> Result<(), RunError> {
-        let labelled = host
-            .mtp
-            .as_ref()
-            .map_or(0, |(_, _, positions)| positions.size()[0]);
-        let shape = BatchShape {
-            samples: host.samples.len() as i64,
-            alignment_len: host.alignment.size()[1],
-            labelled,
-        };
-        window.flops += self.work.flops(&self.model_cfg, shape).total();
+        window.flops += micro
+            .iter()
+            .map(|host| self.work.flops(&self.model_cfg, shape(host)).total())
+            .sum::<u64>();
         stages.start();
-        let batch = to_device(&host, self.device);
+        let batches: Vec<Batch> = micro.iter().map(|host| to_device(host, self.device)).collect();
         stages.lap(Stage::Transfer);
-        let out = autocast(self.plan.config.train.precision, self.device, || {
-            step::forward(
-                &self.clip,
-                self.masking.as_ref(),
-                &self.losses,
-                &batch,
-                &*self.collective,
-                stages,
-            )
-        })?
-        .map_err(|source| RunError::Step {
-            epoch,
-            step,
-            source: Box::new(source),
-        })?;
-        let grads = buckets::average_gradients(&*self.collective, self.opt.backward(&out.total))?;
+        let (out, grads) = self
+            .gradients(&batches, stages)
+            .map_err(|source| RunError::Step {
+                epoch,
+                step,
+                source: Box::new(source),
+            })?;
+        let grads = buckets::average_gradients(&*self.collective, grads)?;
         stages.lap(Stage::Backward);
         self.opt
             .step(&grads)
             .map_err(|source| RunError::Update { epoch, step, source })?;
         stages.lap(Stage::Optimizer);
-        window.push(host.samples.len(), step, &out);
+        let samples: Vec<usize> = micro.into_iter().flat_map(|host| host.samples).collect();
+        window.push(samples.len(), step, &out);
         if let Some(s) = out.scores {
             window.degenerate.push(s.degenerate);
-            self.scores.record(host.samples, s.scores);
+            self.scores.record(samples, s.scores);
         }
         Ok(())
+    }
+
+    /// The step's forward values and parameter gradients: one forward and backward for one
+    /// batch, gradient caching for several.
+    fn gradients(
+        &self,
+        batches: &[Batch],
+        stages: &mut Stages,
+    ) -> Result<(step::StepOutput, Vec<Tensor>), step::StepError> {
+        let parts = StepParts {
+            clip: &self.clip,
+            masking: self.masking.as_ref(),
+            losses: &self.losses,
+            collective: &*self.collective,
+            precision: self.plan.config.train.precision,
+            device: self.device,
+        };
+        if let [batch] = batches {
+            let out = autocast(parts.precision, parts.device, || {
+                step::forward(
+                    parts.clip,
+                    parts.masking,
+                    parts.losses,
+                    batch,
+                    parts.collective,
+                    stages,
+                )
+            })??;
+            let grads = self.opt.backward(&out.total);
+            return Ok((out, grads));
+        }
+        grad_cache::gradients(&parts, batches, &self.opt.params(), stages)
     }
 
     /// A log point: the window's mean record into the metrics log, a line, the bar.
@@ -200,6 +226,18 @@ fn shard(order: Vec<usize>, rank: usize, world: usize) -> Vec<usize> {
 fn shuffle(order: &mut [usize], rng: &mut Rng) {
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+/// What the FLOP count needs of a batch.
+fn shape(host: &HostBatch) -> BatchShape {
+    BatchShape {
+        samples: host.samples.len() as i64,
+        alignment_len: host.alignment.size()[1],
+        labelled: host
+            .mtp
+            .as_ref()
+            .map_or(0, |(_, _, positions)| positions.size()[0]),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod checkpoint;
 mod epoch;
 mod epoch_end;
 mod fault;
+pub mod grad_cache;
 pub mod init;
 pub mod memory;
 pub mod optim;

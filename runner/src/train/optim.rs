@@ -192,8 +192,12 @@ impl Adam {
     /// Gradients of `loss` with respect to every parameter, in parameter order; undefined
     /// where the loss does not depend on the parameter.
     pub fn backward(&self, loss: &Tensor) -> Vec<Tensor> {
-        let tensors: Vec<&Tensor> = self.params.iter().map(|p| &p.tensor).collect();
-        Tensor::run_backward(&[loss], &tensors, false, false)
+        Tensor::run_backward(&[loss], &self.params(), false, false)
+    }
+
+    /// The parameters, in the order of [`Adam::backward`]'s gradients.
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.params.iter().map(|p| &p.tensor).collect()
     }
 
     /// Names of the parameters, in the order of [`Adam::backward`]'s gradients.

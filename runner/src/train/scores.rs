@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use gadms_plugin::masking::NoiseLabelScores;
 use tch::{Device, Kind, Tensor};
 
 use crate::dist::{Collective, DistError};
@@ -23,6 +24,26 @@ impl ScoreStore {
     pub fn new(samples: usize, len: usize, initial: f32) -> Self {
         Self {
             table: vec![initial; samples * len],
+            len,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The oracle's table: per caption and position, the score of its noise label
+    /// ([`NoiseLabelScores::score`]). `noise` holds `samples` rows of `len` flags, or is
+    /// `None` for a labelled dataset whose captions are all clean. Nothing in the step
+    /// writes to it, as an oracle strategy does not score.
+    pub fn from_noise_labels(noise: Option<&[Vec<bool>]>, samples: usize, len: usize) -> Self {
+        let table = match noise {
+            Some(rows) => rows
+                .iter()
+                .flat_map(|row| row.iter().map(|&n| NoiseLabelScores::score(n)))
+                .collect(),
+            None => vec![NoiseLabelScores::CLEAN; samples * len],
+        };
+        debug_assert_eq!(table.len(), samples * len, "one flag per caption and position");
+        Self {
+            table,
             len,
             pending: Vec::new(),
         }
@@ -97,6 +118,29 @@ impl ScoreStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oracle_table_scores_every_noise_token_below_every_other_position() {
+        let noise = vec![
+            vec![false, true, true, false],
+            vec![false, false, false, false],
+            vec![true, false, false, true],
+        ];
+        let store = ScoreStore::from_noise_labels(Some(&noise), 3, 4);
+        let (mut noisy, mut clean) = (Vec::new(), Vec::new());
+        for (i, row) in noise.iter().enumerate() {
+            for (p, &n) in row.iter().enumerate() {
+                let side = if n { &mut noisy } else { &mut clean };
+                side.push(store.row(i)[p]);
+            }
+        }
+        let highest_noise = noisy.iter().copied().fold(f32::MIN, f32::max);
+        let lowest_clean = clean.iter().copied().fold(f32::MAX, f32::min);
+        assert!(highest_noise < lowest_clean, "noise {noisy:?}, clean {clean:?}");
+        assert_eq!(store.row(0), [1.0, 0.0, 0.0, 1.0]);
+        let unlabelled = ScoreStore::from_noise_labels(None, 2, 3);
+        assert_eq!(unlabelled.table(), [1.0; 6], "captions without noise are clean");
+    }
 
     #[test]
     fn scores_reach_the_table_only_when_flushed() {

@@ -78,7 +78,7 @@ pub(super) struct Run<'a> {
     pub opt: Adam,
     pub collective: DeviceCollective<'a>,
     /// This rank's share of the global batch.
-    pub rank_batch: usize,
+    pub batches: Batches,
 }
 
 impl<'a> Run<'a> {
@@ -141,11 +141,14 @@ impl<'a> Run<'a> {
         }
         let masking: Arc<dyn MaskingStrategy> =
             Arc::from(components::masking(plugins, &cfg.masking, &model_cfg)?);
-        let scores = ScoreStore::new(
-            train_split.len(),
-            model_cfg.context_length as usize,
-            masking.initial_score(),
-        );
+        let context = model_cfg.context_length as usize;
+        let scores = match masking.noise_label_scores() {
+            // The oracle: `components::check` refused a training set without noise labels.
+            Some(_) => {
+                ScoreStore::from_noise_labels(train_split.noise.as_deref(), train_split.len(), context)
+            }
+            None => ScoreStore::new(train_split.len(), context, masking.initial_score()),
+        };
         let work = StepWork {
             score_tail: masking.scoring().map(|r| r.tail_layers as i64),
             mtp_depth: mtp_depth(cfg, &losses),
@@ -155,13 +158,14 @@ impl<'a> Run<'a> {
         // Rank 0 loads the evaluation sets too; the others wait for it as for its evaluations.
         group.wait_for_leader()?;
         let collective = group.on_device(device)?;
-        let rank_batch = rank_batch(t.batch_size, group.world())?;
+        let batches = Batches::new(t.batch_size, t.micro_batch, group.world())?;
         log.line(format!(
-            "device {}, {} parameters, {} training captions, {} identities",
+            "device {}, {} parameters, {} training captions, {} identities, {}",
             device_record.used,
             vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>(),
             train_split.len(),
-            num_classes
+            num_classes,
+            batches.describe(t.batch_size, group.world()),
         ))?;
         Ok(Self {
             plan,
@@ -184,7 +188,7 @@ impl<'a> Run<'a> {
             schedule,
             opt,
             collective,
-            rank_batch,
+            batches,
         })
     }
 
@@ -193,7 +197,7 @@ impl<'a> Run<'a> {
         self.train_split
             .len()
             .div_ceil(self.group.world())
-            .div_ceil(self.rank_batch.max(1))
+            .div_ceil(self.batches.rank.max(1))
     }
 
     /// `cpu (auto: …)`, for the run's line in the summary.
@@ -229,15 +233,58 @@ fn place(configured: &str, group: &ProcessGroup) -> Result<(Device, DeviceRecord
     ))
 }
 
-/// Each rank's share of the global batch, which must divide evenly.
-fn rank_batch(batch_size: usize, world: usize) -> Result<usize, RunError> {
-    if !batch_size.is_multiple_of(world) {
-        return Err(RunError::Config(format!(
-            "`train.batch_size` = {batch_size} is the global batch, shared evenly by the {world} ranks; make \
-             it a multiple of {world}"
-        )));
+/// How a step's global batch is cut: into the ranks' equal shares, and each share into
+/// micro-batches of one forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batches {
+    /// Samples of one rank per step.
+    pub rank: usize,
+    /// Samples per forward; the loader's batch.
+    pub micro: usize,
+}
+
+impl Batches {
+    /// `batch_size` over `world` ranks, in forwards of at most `micro_batch` samples (0: one
+    /// per rank); both cuts must be even. A spec thus names the forward a GPU holds, and
+    /// runs unchanged on as many GPUs as share the batch without micro-batches.
+    pub fn new(batch_size: usize, micro_batch: usize, world: usize) -> Result<Self, RunError> {
+        if !batch_size.is_multiple_of(world) {
+            return Err(RunError::Config(format!(
+                "`train.batch_size` = {batch_size} is the global batch, shared evenly by the {world} ranks; \
+                 make it a multiple of {world}"
+            )));
+        }
+        let rank = batch_size / world;
+        let micro = match micro_batch {
+            m if m == 0 || m >= rank => rank,
+            m if rank.is_multiple_of(m) => m,
+            m => {
+                return Err(RunError::Config(format!(
+                    "`train.micro_batch` = {m} must divide each rank's share of the batch, \
+                     `train.batch_size` {batch_size} / {world} ranks = {rank}; pick a divisor of {rank}, \
+                     or 0 (or {rank} and more) for one forward per rank"
+                )))
+            }
+        };
+        Ok(Self { rank, micro })
     }
-    Ok(batch_size / world)
+
+    /// Forwards per step, and so the loader's batches per step.
+    pub fn per_step(&self) -> usize {
+        self.rank / self.micro
+    }
+
+    /// `batch 1024 = 1 rank × 8 micro-batches of 128 (gradient caching)`, for the log.
+    pub fn describe(&self, batch_size: usize, world: usize) -> String {
+        let ranks = if world == 1 { "rank" } else { "ranks" };
+        match self.per_step() {
+            1 => format!("batch {batch_size} = {world} {ranks} × {}", self.rank),
+            k => format!(
+                "batch {batch_size} = {world} {ranks} × {k} micro-batches of {} (gradient caching)",
+                self.micro
+            ),
+        }
+    }
 }
 
 /// The cross-modal depth of the loss that reads the MTP view (its `depth` option, or the
@@ -328,5 +375,48 @@ impl SplitLoader<'_> {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_global_batch_is_cut_into_rank_shares_and_micro_batches() {
+        let plain = Batches::new(1024, 0, 8).unwrap();
+        assert_eq!((plain.rank, plain.micro, plain.per_step()), (128, 128, 1));
+        let cached = Batches::new(1024, 128, 1).unwrap();
+        assert_eq!((cached.rank, cached.micro, cached.per_step()), (1024, 128, 8));
+        assert_eq!(
+            cached.describe(1024, 1),
+            "batch 1024 = 1 rank × 8 micro-batches of 128 (gradient caching)"
+        );
+        assert_eq!(
+            Batches::new(1024, 128, 8).unwrap(),
+            plain,
+            "a micro-batch of a rank's share is one forward"
+        );
+    }
+
+    #[test]
+    fn uneven_cuts_are_refused_naming_the_key() {
+        let ranks = Batches::new(100, 0, 8).unwrap_err().to_string();
+        assert!(
+            ranks.contains("`train.batch_size` = 100") && ranks.contains("multiple of 8"),
+            "{ranks}"
+        );
+        assert_eq!(
+            Batches::new(512, 128, 8).unwrap(),
+            Batches::new(512, 0, 8).unwrap(),
+            "a micro-batch above a rank's share is one forward"
+        );
+        for micro in [48, 100] {
+            let e = Batches::new(1024, micro, 8).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`train.micro_batch` = {micro}")) && e.contains("divisor of 128"),
+                "{e}"
+            );
+        }
     }
 }

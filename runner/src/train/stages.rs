@@ -102,8 +102,11 @@ impl Stages {
 pub struct StageTimer {
     device: Device,
     mark: Instant,
-    /// Milliseconds, indexed as [`Stage::ALL`].
+    /// Milliseconds per step, indexed as [`Stage::ALL`].
     laps: [Vec<f64>; Stage::ALL.len()],
+    /// The current step's milliseconds so far: a step over micro-batches passes a stage
+    /// once per micro-batch, and its time is the sum.
+    current: [Option<f64>; Stage::ALL.len()],
     steps: usize,
 }
 
@@ -113,22 +116,33 @@ impl StageTimer {
             device,
             mark: Instant::now(),
             laps: Default::default(),
+            current: Default::default(),
             steps: 0,
         }
     }
 
     fn start(&mut self) {
+        self.end_step();
         self.steps += 1;
         self.mark = self.synced_now();
     }
 
     fn lap(&mut self, stage: Stage) {
         let now = self.synced_now();
-        self.laps[stage as usize].push(now.duration_since(self.mark).as_secs_f64() * 1e3);
+        let ms = now.duration_since(self.mark).as_secs_f64() * 1e3;
+        *self.current[stage as usize].get_or_insert(0.0) += ms;
         self.mark = now;
     }
 
+    /// Moves the current step's stage times to the step laps.
+    fn end_step(&mut self) {
+        for (laps, current) in self.laps.iter_mut().zip(&mut self.current) {
+            laps.extend(current.take());
+        }
+    }
+
     fn take_medians(&mut self) -> Option<(usize, Vec<(Stage, f64)>)> {
+        self.end_step();
         let steps = std::mem::take(&mut self.steps);
         let medians = Stage::ALL
             .iter()
@@ -198,5 +212,23 @@ mod tests {
         assert!(medians[0].1 >= 5.0, "{medians:?}");
         assert!(medians[1].1 < medians[0].1, "{medians:?}");
         assert!(Stages::default().take_medians().is_none(), "off records nothing");
+    }
+
+    #[test]
+    fn a_stage_passed_several_times_in_a_step_counts_its_sum() {
+        let mut t = StageTimer::new(Device::Cpu);
+        for laps in [[1.0, 2.0], [3.0, 4.0], [10.0, 20.0]] {
+            t.start();
+            for ms in laps {
+                *t.current[Stage::Image as usize].get_or_insert(0.0) += ms;
+            }
+        }
+        let (steps, medians) = t.take_medians().unwrap();
+        assert_eq!(steps, 3);
+        assert_eq!(
+            medians,
+            [(Stage::Image, 7.0)],
+            "the median of the sums 3, 7 and 30"
+        );
     }
 }

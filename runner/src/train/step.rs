@@ -83,6 +83,8 @@ pub enum StepError {
     TailTooLong { tail: usize, layers: usize },
     #[error("gathering the batch's features from the other ranks: {0}")]
     Gather(#[from] DistError),
+    #[error(transparent)]
+    Autocast(#[from] super::precision::AutocastError),
 }
 
 /// Runs the forward of one step, this rank's part of the global batch of `collective`'s
@@ -97,38 +99,12 @@ pub fn forward(
     stages: &mut Stages,
 ) -> Result<StepOutput, StepError> {
     let eos = TextTransformer::eos_positions(&batch.clean); // [B]
-    let image_tokens = clip.visual.forward(&batch.images); // [B, 1+N, E]
-    let image_cls = image_tokens.select(1, 0); // [B, E]
-    stages.lap(Stage::Image);
+    let image_tokens = encode_image(clip, batch, stages); // [B, 1+N, E]
+    let scores = scores(clip, masking, batch, &eos, &image_tokens, stages)?;
+    let text_eos = encode_alignment(clip, batch, &eos, stages); // [B, E]
+    let mtp_tokens = encode_mtp(clip, losses.iter(), batch, stages)?;
 
-    let scores = match masking.scoring() {
-        Some(request) => Some(score(
-            clip,
-            masking,
-            request.tail_layers,
-            batch,
-            &eos,
-            &image_tokens,
-            stages,
-        )?),
-        None => None,
-    };
-
-    let alignment = clip.text.encode_tokens(&batch.alignment); // [B, L, E]
-    let text_eos = TextTransformer::at_eos(&alignment, &eos);
-    stages.lap(Stage::Alignment);
-
-    let wants_mtp = losses.iter().find(|l| l.loss.uses_mtp_view());
-    let mtp_tokens = match (wants_mtp, &batch.mtp) {
-        (Some(_), Some(mtp)) => Some(clip.text.encode_tokens(&mtp.ids)),
-        (Some(l), None) => return Err(StepError::NoMtpView(l.name.clone())),
-        (None, _) => None,
-    };
-    if mtp_tokens.is_some() {
-        stages.lap(Stage::Mtp);
-    }
-
-    let image_cls = gather_rows_with_grad(collective, &image_cls)?; // [W·B, E]
+    let image_cls = gather_rows_with_grad(collective, &image_tokens.select(1, 0))?; // [W·B, E]
     let text_eos = gather_rows_with_grad(collective, &text_eos)?; // [W·B, E]
     let pids = collective.all_gather(&batch.pids)?; // [W·B]
     let inputs = LossInputs {
@@ -141,30 +117,141 @@ pub fn forward(
         pids: &pids,
         logit_scale: clip.config.logit_scale(),
     };
-    let mut total: Option<Tensor> = None;
-    let mut parts = Vec::with_capacity(losses.len());
-    let mut metrics = Vec::new();
-    for l in losses {
-        let LossOutput { loss, metrics: m } = l.loss.forward(&inputs).map_err(|source| StepError::Loss {
-            name: l.name.clone(),
-            source,
-        })?;
-        let weighted = loss * l.weight;
-        total = Some(match total {
-            Some(t) => t + &weighted,
-            None => weighted.shallow_clone(),
-        });
-        parts.push((l.name.clone(), weighted));
-        metrics.extend(m.into_iter().map(|(k, v)| (format!("{}/{k}", l.name), v)));
-    }
-    let total = total.unwrap_or_else(|| Tensor::zeros([], (tch::Kind::Float, batch.images.device())));
+    let weighed = Weighed::of(losses.iter(), &inputs)?;
     stages.lap(Stage::Losses);
-    Ok(StepOutput {
-        total,
-        losses: parts,
-        metrics,
-        scores,
-    })
+    Ok(weighed.into_output(scores))
+}
+
+/// The image encoder's tokens `[B, 1+N, E]`; the CLS feature is token 0.
+pub(super) fn encode_image(clip: &Clip, batch: &Batch, stages: &mut Stages) -> Tensor {
+    let tokens = clip.visual.forward(&batch.images);
+    stages.lap(Stage::Image);
+    tokens
+}
+
+/// The alignment text's feature at the clean caption's EOS `[B, E]`.
+pub(super) fn encode_alignment(clip: &Clip, batch: &Batch, eos: &Tensor, stages: &mut Stages) -> Tensor {
+    let tokens = clip.text.encode_tokens(&batch.alignment); // [B, L, E]
+    let features = TextTransformer::at_eos(&tokens, eos);
+    stages.lap(Stage::Alignment);
+    features
+}
+
+/// The MTP text's features at every position `[B, L, E]`, when one of `losses` wants them.
+pub(super) fn encode_mtp<'l>(
+    clip: &Clip,
+    mut losses: impl Iterator<Item = &'l WeightedLoss>,
+    batch: &Batch,
+    stages: &mut Stages,
+) -> Result<Option<Tensor>, StepError> {
+    let Some(wants) = losses.find(|l| l.loss.uses_mtp_view()) else {
+        return Ok(None);
+    };
+    let mtp = batch
+        .mtp
+        .as_ref()
+        .ok_or_else(|| StepError::NoMtpView(wants.name.clone()))?;
+    let tokens = clip.text.encode_tokens(&mtp.ids);
+    stages.lap(Stage::Mtp);
+    Ok(Some(tokens))
+}
+
+/// The batch's token scores, when the masking strategy scores.
+pub(super) fn scores(
+    clip: &Clip,
+    masking: &dyn MaskingStrategy,
+    batch: &Batch,
+    eos: &Tensor,
+    image_tokens: &Tensor,
+    stages: &mut Stages,
+) -> Result<Option<ScoreOutput>, StepError> {
+    masking
+        .scoring()
+        .map(|request| {
+            score(
+                clip,
+                masking,
+                request.tail_layers,
+                batch,
+                eos,
+                image_tokens,
+                stages,
+            )
+        })
+        .transpose()
+}
+
+/// Σ weight · loss over some of the step's losses, with each weighted loss and the losses'
+/// metrics, all still on the device.
+pub(super) struct Weighed {
+    pub total: Tensor,
+    pub losses: Vec<(String, Tensor)>,
+    pub metrics: Vec<(String, Tensor)>,
+}
+
+impl Weighed {
+    /// Runs `losses` on `inputs`.
+    pub fn of<'l>(
+        losses: impl Iterator<Item = &'l WeightedLoss>,
+        inputs: &LossInputs<'_>,
+    ) -> Result<Self, StepError> {
+        let mut parts: Vec<(String, Tensor)> = Vec::new();
+        let mut metrics = Vec::new();
+        for l in losses {
+            let LossOutput { loss, metrics: m } =
+                l.loss.forward(inputs).map_err(|source| StepError::Loss {
+                    name: l.name.clone(),
+                    source,
+                })?;
+            parts.push((l.name.clone(), loss * l.weight));
+            metrics.extend(m.into_iter().map(|(k, v)| (format!("{}/{k}", l.name), v)));
+        }
+        let total = parts
+            .iter()
+            .map(|(_, weighted)| weighted.shallow_clone())
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::zeros([], (tch::Kind::Float, inputs.pids.device())));
+        Ok(Self {
+            total,
+            losses: parts,
+            metrics,
+        })
+    }
+
+    /// Nothing yet, to [`Weighed::add`] to.
+    pub fn empty(device: tch::Device) -> Self {
+        Self {
+            total: Tensor::zeros([], (tch::Kind::Float, device)),
+            losses: Vec::new(),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Adds `scale` × `other`, value by value; a name not seen before starts at zero.
+    pub fn add(&mut self, other: &Weighed, scale: f64) {
+        self.total = &self.total + other.total.detach() * scale;
+        for (mine, theirs) in [
+            (&mut self.losses, &other.losses),
+            (&mut self.metrics, &other.metrics),
+        ] {
+            for (name, value) in theirs {
+                let scaled = value.detach().to_kind(tch::Kind::Float) * scale;
+                match mine.iter_mut().find(|(k, _)| k == name) {
+                    Some((_, sum)) => *sum = &*sum + scaled,
+                    None => mine.push((name.clone(), scaled)),
+                }
+            }
+        }
+    }
+
+    pub fn into_output(self, scores: Option<ScoreOutput>) -> StepOutput {
+        StepOutput {
+            total: self.total,
+            losses: self.losses,
+            metrics: self.metrics,
+            scores,
+        }
+    }
 }
 
 /// The clean caption up to the scorer's tail (no gradient needed there), then the

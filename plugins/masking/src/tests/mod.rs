@@ -4,6 +4,7 @@
 mod bad_input;
 mod golden_masking;
 mod golden_scoring;
+mod oracle;
 
 use std::collections::HashMap;
 

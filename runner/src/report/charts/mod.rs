@@ -19,10 +19,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use self::bars::{BarSeries, HBars};
 use self::curves::{Curves, Line, Panel};
-use self::stats::{Stat, Stats};
+pub use self::stats::{Stat, Stats};
 use self::tokens::TokenFigure;
 use super::store::StoredExperiment;
-use super::tables::{Tables, NOISE_AUROC, TRAIN};
+use super::tables::{IMAGE_COSINE, NOISE_AUROC, NOISE_AUROC_CONTENT, TEXT_COSINE, TRAIN};
 use super::ReportError;
 
 type DrawResult = Result<(), Box<dyn Error>>;
@@ -207,16 +207,11 @@ fn slug(name: &str) -> String {
 }
 
 /// Draws every chart the experiment's results allow into `dir`.
-pub fn draw_all(
-    experiment: &StoredExperiment,
-    tables: &Tables,
-    dir: &Path,
-) -> Result<Vec<Drawn>, ReportError> {
+pub fn draw_all(experiment: &StoredExperiment, stats: &Stats, dir: &Path) -> Result<Vec<Drawn>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let stats = Stats::of(tables)?;
     let mut drawn = Vec::new();
     let mut add = |files: Vec<PathBuf>, name: String, title: String| {
         drawn.push(Drawn {
@@ -227,7 +222,7 @@ pub fn draw_all(
     };
     let datasets = stats.datasets();
     for dataset in &datasets {
-        let chart = retrieval_bars(experiment, &stats, dataset);
+        let chart = retrieval_bars(experiment, stats, dataset);
         let name = format!("retrieval-{}", slug(dataset));
         add(
             save(&chart, dir, &name, true)?,
@@ -235,14 +230,24 @@ pub fn draw_all(
             format!("R@1 and mAP on {dataset}"),
         );
     }
-    if let Some(chart) = training_curves(experiment, &stats, datasets.first().map(String::as_str)) {
+    if let Some(chart) = training_curves(experiment, stats, datasets.first().map(String::as_str)) {
         add(
             save(&chart, dir, "curves", true)?,
             "curves".into(),
             "Training curves".into(),
         );
     }
-    if let Some(chart) = noise_auroc(experiment, &stats) {
+    if let Some(chart) = datasets
+        .first()
+        .and_then(|d| collapse_curves(experiment, stats, d))
+    {
+        add(
+            save(&chart, dir, "collapse", false)?,
+            "collapse".into(),
+            "Collapse diagnostic: how alike the evaluation's features are".into(),
+        );
+    }
+    if let Some(chart) = noise_auroc(experiment, stats) {
         add(
             save(&chart, dir, "noise-auroc", true)?,
             "noise-auroc".into(),
@@ -319,7 +324,7 @@ fn retrieval_bars(experiment: &StoredExperiment, stats: &Stats, dataset: &str) -
     }
 }
 
-/// Variant names, the baseline marked.
+/// Variant names, the baseline and the oracle marked.
 fn categories(experiment: &StoredExperiment) -> Vec<String> {
     experiment
         .variants
@@ -327,6 +332,8 @@ fn categories(experiment: &StoredExperiment) -> Vec<String> {
         .map(|v| {
             if experiment.baseline.as_deref() == Some(v) {
                 format!("{v} (baseline)")
+            } else if experiment.oracle.as_deref() == Some(v) {
+                format!("{v} (oracle)")
             } else {
                 v.clone()
             }
@@ -334,38 +341,86 @@ fn categories(experiment: &StoredExperiment) -> Vec<String> {
         .collect()
 }
 
-/// The scorers only: variants whose runs logged no AUROC have no scores to judge.
+/// The scorers only: variants whose runs logged no AUROC have no scores to judge. Two bars
+/// each: over all maskable tokens, and over content words only.
 fn noise_auroc(experiment: &StoredExperiment, stats: &Stats) -> Option<HBars> {
-    let (categories, values): (Vec<String>, Vec<Option<Stat>>) = categories(experiment)
+    let last = |v: &str, metric: &str| stats.curve(v, TRAIN, metric).last().map(|(_, s)| *s);
+    let (categories, scored): (Vec<String>, Vec<&String>) = categories(experiment)
         .into_iter()
         .zip(&experiment.variants)
-        .filter_map(|(name, v)| {
-            let last = stats.curve(v, TRAIN, NOISE_AUROC).last().map(|(_, s)| *s)?;
-            Some((name, Some(last)))
-        })
+        .filter(|(_, v)| last(v, NOISE_AUROC).is_some())
         .unzip();
-    if values.is_empty() {
+    if scored.is_empty() {
         return None;
     }
-    let note = seeds_note(values.iter().flatten().copied());
+    let series: Vec<BarSeries> = [
+        (NOISE_AUROC, "all tokens"),
+        (NOISE_AUROC_CONTENT, "content words"),
+    ]
+    .into_iter()
+    .map(|(metric, name)| BarSeries {
+        name: name.into(),
+        values: scored.iter().map(|v| last(v, metric)).collect(),
+    })
+    .filter(|s| s.values.iter().any(Option::is_some))
+    .collect();
+    let note = seeds_note(series.iter().flat_map(|s| s.values.iter().flatten().copied()));
     Some(HBars {
         title: format!("{}: noise-token AUROC of the token scores", experiment.name),
         x_label: "AUROC of 1 − score against the injected-noise mask, last epoch".into(),
         categories,
-        series: vec![BarSeries {
-            name: "noise-token AUROC".into(),
-            values,
-        }],
+        series,
         x_max: Some(1.0),
         reference: Some((0.5, "chance (0.5)".into())),
         note: format!("{note}; variants whose masking does not score tokens are left out"),
     })
 }
 
+/// What one panel of a curves chart shows: its title, y label, dataset and metric.
+struct PanelSpec {
+    title: String,
+    y_label: &'static str,
+    dataset: String,
+    metric: &'static str,
+}
+
+/// The training loss and R@1 on the first evaluation set.
 fn training_curves(experiment: &StoredExperiment, stats: &Stats, dataset: Option<&str>) -> Option<Curves> {
-    let panel = |title: String, y_label: &str, dataset: &str, metric: &str| Panel {
-        title,
-        y_label: y_label.to_string(),
+    let mut specs = vec![PanelSpec {
+        title: "Training loss".into(),
+        y_label: "loss (mean per epoch)",
+        dataset: TRAIN.into(),
+        metric: "loss",
+    }];
+    specs.extend(dataset.map(|d| PanelSpec {
+        title: format!("R@1 on {d}"),
+        y_label: "R@1 (%)",
+        dataset: d.into(),
+        metric: "R1",
+    }));
+    curves(experiment, stats, specs)
+}
+
+/// The collapse diagnostic on the first evaluation set: the mean pairwise cosine of the
+/// image features and of the text features per evaluation.
+fn collapse_curves(experiment: &StoredExperiment, stats: &Stats, dataset: &str) -> Option<Curves> {
+    let specs = [(IMAGE_COSINE, "image"), (TEXT_COSINE, "text")]
+        .into_iter()
+        .map(|(metric, what)| PanelSpec {
+            title: format!("{what} features on {dataset}"),
+            y_label: "mean pairwise cosine",
+            dataset: dataset.into(),
+            metric,
+        })
+        .collect();
+    curves(experiment, stats, specs)
+}
+
+/// One line per variant in each panel that has any; `None` when no panel has one.
+fn curves(experiment: &StoredExperiment, stats: &Stats, specs: Vec<PanelSpec>) -> Option<Curves> {
+    let panel = |spec: PanelSpec| Panel {
+        title: spec.title,
+        y_label: spec.y_label.to_string(),
         lines: experiment
             .variants
             .iter()
@@ -373,7 +428,7 @@ fn training_curves(experiment: &StoredExperiment, stats: &Stats, dataset: Option
             .map(|(i, v)| Line {
                 color: i,
                 points: stats
-                    .curve(v, dataset, metric)
+                    .curve(v, &spec.dataset, spec.metric)
                     .into_iter()
                     .map(|(e, s)| (e as f64, s.mean, s.std))
                     .collect(),
@@ -381,15 +436,7 @@ fn training_curves(experiment: &StoredExperiment, stats: &Stats, dataset: Option
             .filter(|l| !l.points.is_empty())
             .collect(),
     };
-    let mut panels = vec![panel(
-        "Training loss".into(),
-        "loss (mean per epoch)",
-        TRAIN,
-        "loss",
-    )];
-    if let Some(d) = dataset {
-        panels.push(panel(format!("R@1 on {d}"), "R@1 (%)", d, "R1"));
-    }
+    let mut panels: Vec<Panel> = specs.into_iter().map(panel).collect();
     panels.retain(|p| !p.lines.is_empty());
     let names = categories(experiment);
     let legend = (0..names.len())
