@@ -63,6 +63,8 @@ pub struct StoredExperiment {
     pub selection: Selection,
     /// The variant that masks from the noise labels (`experiment.oracle`).
     pub oracle: Option<String>,
+    /// The config key path that grades the model's strength (`experiment.strength`).
+    pub strength: Option<String>,
     pub spec: Option<PathBuf>,
     /// In spec order (folder name order without an index).
     pub variants: Vec<String>,
@@ -94,12 +96,13 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, oracle, selection, spec) = match index {
+        let (name, description, baseline, oracle, strength, selection, spec) = match index {
             Some(i) => (
                 i.name,
                 i.description,
                 i.baseline,
                 i.oracle,
+                i.strength,
                 i.selection,
                 Some(i.spec),
             ),
@@ -107,6 +110,7 @@ impl StoredExperiment {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
                 (
                     folder.unwrap_or_default(),
+                    None,
                     None,
                     None,
                     None,
@@ -122,6 +126,7 @@ impl StoredExperiment {
             baseline,
             selection,
             oracle,
+            strength,
             spec,
             variants,
             runs,

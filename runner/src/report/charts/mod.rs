@@ -4,6 +4,7 @@
 mod bars;
 mod curves;
 mod stats;
+mod strength;
 mod tokens;
 
 use std::error::Error;
@@ -168,6 +169,13 @@ pub fn draw_all(experiment: &StoredExperiment, stats: &Stats, dir: &Path) -> Res
             save(&chart, dir, "noise-auroc")?,
             "noise-auroc".into(),
             "How well each scorer finds the injected noise tokens".into(),
+        );
+    }
+    if let Some(chart) = strength::noise_auroc_vs_strength(experiment, stats) {
+        add(
+            save(&chart, dir, "noise-auroc-strength")?,
+            "noise-auroc-strength".into(),
+            "Noise-token AUROC (content words) against the model's strength".into(),
         );
     }
     for variant in &experiment.variants {
