@@ -145,15 +145,14 @@ impl Fact {
     /// The same item in `colour` (the kind stays, so in a sentence the colour word is the
     /// only change); `None` for facts without a garment colour.
     pub fn recoloured(self, colour: Colour) -> Option<Fact> {
-        self.colour()?;
-        Some(match self {
-            Fact::Upper(item) => Fact::Upper(Item { colour, ..item }),
-            Fact::Lower(item) => Fact::Lower(Item { colour, ..item }),
-            Fact::Shoes(_) => Fact::Shoes(colour),
-            Fact::Bag(item) => Fact::Bag(item.map(|i| Item { colour, ..i })),
-            Fact::Hat(_) => Fact::Hat(Some(colour)),
-            Fact::Hair(_) => unreachable!("hair states no garment colour"),
-        })
+        match self {
+            Fact::Upper(item) => Some(Fact::Upper(Item { colour, ..item })),
+            Fact::Lower(item) => Some(Fact::Lower(Item { colour, ..item })),
+            Fact::Shoes(_) => Some(Fact::Shoes(colour)),
+            Fact::Bag(Some(item)) => Some(Fact::Bag(Some(Item { colour, ..item }))),
+            Fact::Hat(Some(_)) => Some(Fact::Hat(Some(colour))),
+            Fact::Hair(_) | Fact::Bag(None) | Fact::Hat(None) => None,
+        }
     }
 
     /// The colours that would make this fact wrong while `seen` as asked on `identity`;

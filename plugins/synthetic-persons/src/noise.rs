@@ -70,6 +70,7 @@ pub struct NoiseConfig {
     pub rate: f64,
     /// Probability that a noise sentence states a wrong attribute rather than web text.
     pub wrong_attribute_share: f64,
+    /// Which wrong value a wrong-attribute sentence states.
     pub wrong_colour: WrongColour,
 }
 
