@@ -265,6 +265,62 @@ fn every_chart_is_drawn_as_svg_pdf_and_png_and_shows_something() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `experiment.strength` names a config key; the fixture's two scoring variants become one
+/// swept variant `scorer` at two strengths (`weak` and `strong` of `model.init.variant`), so
+/// the chart has one line through two points. Without the key there is no such chart.
+#[test]
+fn the_noise_auroc_is_drawn_against_the_strength_the_spec_names() {
+    let dir = store("strength");
+    report(&dir);
+    assert!(
+        !dir.join("charts/noise-auroc-strength.png").exists(),
+        "drawn without `strength`"
+    );
+
+    let index = dir.join("experiment.json");
+    let mut text = std::fs::read_to_string(&index).unwrap();
+    for (variant, strength) in [("masked_50%", "weak"), ("scored", "strong")] {
+        let swept = format!("scorer[model.init.variant={strength}]");
+        let runs = dir.join("runs");
+        std::fs::rename(runs.join(variant), runs.join(&swept)).unwrap();
+        for seed in ["seed-1", "seed-2"] {
+            let config = runs.join(&swept).join(seed).join("config.toml");
+            let mut toml = std::fs::read_to_string(&config).unwrap();
+            toml.push_str(&format!("\n[model.init]\nvariant = \"{strength}\"\n"));
+            std::fs::write(&config, toml).unwrap();
+        }
+        text = text.replace(&format!("\"{variant}\""), &format!("\"{swept}\""));
+    }
+    let mut experiment: serde_json::Value = serde_json::from_str(&text).unwrap();
+    experiment["strength"] = "model.init.variant".into();
+    std::fs::write(&index, experiment.to_string()).unwrap();
+    report(&dir);
+
+    let png = image::open(dir.join("charts/noise-auroc-strength.png"))
+        .unwrap()
+        .to_rgb8();
+    let inked = png.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(
+        png.width() >= 1000 && inked * 50 > png.pixels().count(),
+        "{:?}, {inked} inked",
+        png.dimensions()
+    );
+    let svg = std::fs::read_to_string(dir.join("charts/noise-auroc-strength.svg")).unwrap();
+    for label in ["weak", "strong", "scorer", "model.init.variant", "chance (0.5)"] {
+        assert!(svg.contains(label), "strength chart lacks `{label}`");
+    }
+    assert!(
+        !svg.contains("scorer["),
+        "the line's name leaves the strength out"
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("(charts/noise-auroc-strength.png)"),
+        "README embeds the chart"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// The diagnostics table against hand computations on the fixture: `scored` is named the
 /// oracle. mAP means: plain 13.00 (± 1.41), masked_50% 16.75 (± 1.06), scored 21.25 (one
 /// seed), so masked_50% wins (16.75 − 13) / (21.25 − 13) = 45 % of the oracle's gain, with a

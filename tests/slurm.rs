@@ -336,7 +336,9 @@ fn a_run_starting_from_a_queued_run_waits_for_its_task(cluster: &Cluster) {
     .unwrap();
     let (_, refused) = cluster.gadms(&args(&down, &[]));
     assert!(refused.contains("not finished and is not queued"), "{refused}");
-    let (out, text) = cluster.gadms(&args(&up, &[]));
+    // Held, so that the tiny upstream run cannot finish before the downstream submission
+    // looks for it in the queue.
+    let (out, text) = cluster.gadms(&args(&up, &["--", "--hold"]));
     assert!(out.status.success(), "{text}");
     let (up_array, up_report) = submitted(&text);
     let (out, text) = cluster.gadms(&args(&down, &[]));
@@ -345,6 +347,9 @@ fn a_run_starting_from_a_queued_run_waits_for_its_task(cluster: &Cluster) {
         text.contains(&format!("have succeeded: job(s) {up_array}_0")),
         "{text}"
     );
+    for job in [&up_array, &up_report] {
+        cluster.client("scontrol", &["release", job]);
+    }
     let (array, report) = submitted(&text);
     cluster.wait_for(&[&up_array, &up_report, &array, &report]);
     for experiment in ["up", "down"] {

@@ -416,6 +416,9 @@ pub struct ExperimentIndex {
     /// The variant whose gain over the baseline is the bound reports measure others by.
     #[serde(default)]
     pub oracle: Option<String>,
+    /// The config key path that grades the model's strength (`experiment.strength`).
+    #[serde(default)]
+    pub strength: Option<String>,
     /// The spec file, as given on the command line.
     pub spec: PathBuf,
     pub runs: Vec<PlannedRun>,
@@ -442,6 +445,7 @@ impl ExperimentIndex {
             baseline: spec.experiment.baseline.clone(),
             selection: spec.experiment.selection,
             oracle: spec.experiment.oracle.clone(),
+            strength: spec.experiment.strength.clone(),
             spec: spec.file.clone(),
             runs: spec
                 .runs

@@ -92,7 +92,7 @@ impl Fact {
         !matches!(self, Self::Bag(None) | Self::Hat(None))
     }
 
-    fn slot(self) -> usize {
+    pub fn slot(self) -> usize {
         match self {
             Self::Hair(_) => 0,
             Self::Upper(_) => 1,
@@ -130,6 +130,61 @@ impl Fact {
             }
         }
     }
+
+    /// The garment colour this fact states, if it states one (hair has its own palette).
+    pub fn colour(self) -> Option<Colour> {
+        match self {
+            Fact::Upper(item) => Some(item.colour),
+            Fact::Lower(item) => Some(item.colour),
+            Fact::Shoes(colour) | Fact::Hat(Some(colour)) => Some(colour),
+            Fact::Bag(Some(item)) => Some(item.colour),
+            Fact::Hair(_) | Fact::Bag(None) | Fact::Hat(None) => None,
+        }
+    }
+
+    /// The same item in `colour` (the kind stays, so in a sentence the colour word is the
+    /// only change); `None` for facts without a garment colour.
+    pub fn recoloured(self, colour: Colour) -> Option<Fact> {
+        match self {
+            Fact::Upper(item) => Some(Fact::Upper(Item { colour, ..item })),
+            Fact::Lower(item) => Some(Fact::Lower(Item { colour, ..item })),
+            Fact::Shoes(_) => Some(Fact::Shoes(colour)),
+            Fact::Bag(Some(item)) => Some(Fact::Bag(Some(Item { colour, ..item }))),
+            Fact::Hat(Some(_)) => Some(Fact::Hat(Some(colour))),
+            Fact::Hair(_) | Fact::Bag(None) | Fact::Hat(None) => None,
+        }
+    }
+
+    /// The colours that would make this fact wrong while `seen` as asked on `identity`;
+    /// none for a fact without a garment colour (hair).
+    pub fn wrong_colours(self, identity: &Identity, seen: Seen) -> Vec<Colour> {
+        if self.colour().is_none() {
+            return Vec::new();
+        }
+        let on_person = identity.colours_on_person();
+        let worn = |colour: Colour, here: bool| {
+            on_person
+                .iter()
+                .any(|&(slot, c)| c == colour && (slot == self.slot()) == here)
+        };
+        Colour::ALL
+            .into_iter()
+            .filter(|&c| match seen {
+                Seen::Nowhere => !worn(c, true) && !worn(c, false),
+                Seen::Elsewhere => !worn(c, true) && worn(c, false),
+            })
+            .collect()
+    }
+}
+
+/// Where on the person a wrong colour is seen: the split between a false colour that the
+/// image can refute outright and one that only the binding of colours to parts can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// On no part of the person.
+    Nowhere,
+    /// On another part of the person (never on the stated item's own part).
+    Elsewhere,
 }
 
 /// The captionable attributes; unique per identity within a dataset.
@@ -251,6 +306,34 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Every palette colour drawn on the person, with the slot of the part that shows it:
+    /// the items' colours, a striped shirt's second colour and the shirt under an open jacket
+    /// (both with the upper slot), and the hair where its colour shares a garment colour's
+    /// name (blonde shares none).
+    pub fn colours_on_person(&self) -> Vec<(usize, Colour)> {
+        let look = &self.look;
+        let facts = look.facts();
+        let mut colours: Vec<(usize, Colour)> = facts
+            .iter()
+            .filter_map(|f| Some((f.slot(), f.colour()?)))
+            .collect();
+        let upper = Fact::Upper(look.upper).slot();
+        match look.upper.kind {
+            UpperKind::StripedShirt => colours.push((upper, look.upper.colour.stripes())),
+            UpperKind::Jacket => colours.push((upper, self.traits.inner)),
+            _ => {}
+        }
+        let hair = match look.hair.colour {
+            HairColour::Black => Some(Colour::Black),
+            HairColour::Brown => Some(Colour::Brown),
+            HairColour::Red => Some(Colour::Red),
+            HairColour::Grey => Some(Colour::Grey),
+            HairColour::Blonde => None,
+        };
+        colours.extend(hair.map(|c| (Fact::Hair(look.hair).slot(), c)));
+        colours
+    }
+
     /// `count` identities with pairwise different looks. Identity `i` depends only on the
     /// draws before it, so adding test identities leaves the training ones unchanged.
     pub fn generate(rng: &mut Rng, count: usize) -> Vec<Identity> {

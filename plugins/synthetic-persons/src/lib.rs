@@ -103,12 +103,13 @@ impl SyntheticPersons {
         noise: NoiseConfig,
     ) -> CaptionRecord {
         let key = [pid as u64, view as u64, index as u64];
-        let look = &self.identities[pid].look;
+        let identity = &self.identities[pid];
+        let look = &identity.look;
         let seed = self.options.seed;
         let mut wording = Rng::derive(seed, &[&[stream::CAPTION], &key[..]].concat());
         let facts = captions::chosen_facts(look, &mut wording);
         let mut noise_rng = Rng::derive(seed, &[&[stream::NOISE], &key[..]].concat());
-        let (text, noise_spans) = noise::caption(look.gender, facts, noise, &mut wording, &mut noise_rng);
+        let (text, noise_spans) = noise::caption(identity, facts, noise, &mut wording, &mut noise_rng);
         CaptionRecord {
             pid: pid as i64,
             image,
@@ -125,6 +126,7 @@ impl Dataset for SyntheticPersons {
         let noise = NoiseConfig {
             rate: if noisy { o.noise_rate } else { 0.0 },
             wrong_attribute_share: o.wrong_attribute_share,
+            wrong_colour: o.wrong_colour,
         };
         let pids = self.layout.pids(split)?;
         let mut data = SplitData {

@@ -10,7 +10,9 @@ use std::ops::Range;
 
 use gadms_plugin::rng::Rng;
 
-use crate::attributes::{Fact, Gender};
+use serde::Deserialize;
+
+use crate::attributes::{Fact, Identity, Seen};
 use crate::captions::{fact_sentence, sentences};
 use crate::draw::Draw;
 
@@ -37,6 +39,30 @@ pub const WEB_PHRASES: [&str; 16] = [
     "Sponsored content.",
 ];
 
+/// Which wrong value a wrong-attribute sentence states (the `wrong_colour` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WrongColour {
+    /// Any other value of the slot: another kind, another colour or both (hair included).
+    #[default]
+    Any,
+    /// The stated item in a colour seen nowhere on the person; hair is never replaced.
+    Absent,
+    /// The stated item in the colour of another part of the person; hair is never replaced.
+    Elsewhere,
+}
+
+impl WrongColour {
+    /// Where the wrong colour must be seen; `None` for any wrong value.
+    fn seen(self) -> Option<Seen> {
+        match self {
+            Self::Any => None,
+            Self::Absent => Some(Seen::Nowhere),
+            Self::Elsewhere => Some(Seen::Elsewhere),
+        }
+    }
+}
+
 /// How captions of one split are corrupted.
 #[derive(Debug, Clone, Copy)]
 pub struct NoiseConfig {
@@ -44,6 +70,8 @@ pub struct NoiseConfig {
     pub rate: f64,
     /// Probability that a noise sentence states a wrong attribute rather than web text.
     pub wrong_attribute_share: f64,
+    /// Which wrong value a wrong-attribute sentence states.
+    pub wrong_colour: WrongColour,
 }
 
 /// One noise sentence, before it is worded.
@@ -66,13 +94,14 @@ struct Corruption {
 /// or only web text, words its facts exactly as its clean version does. Returns the text and
 /// the byte range of each noise sentence (without the joining spaces).
 pub fn caption(
-    gender: Gender,
+    identity: &Identity,
     facts: Vec<Fact>,
     config: NoiseConfig,
     wording: &mut Rng,
     noise: &mut Rng,
 ) -> (String, Vec<Range<usize>>) {
-    let Corruption { facts, noise: kinds } = corrupt(facts, config, noise);
+    let gender = identity.look.gender;
+    let Corruption { facts, noise: kinds } = corrupt(identity, facts, config, noise);
     let true_sentences = sentences(gender, &facts, wording);
     let phrases = kinds
         .into_iter()
@@ -86,22 +115,43 @@ pub fn caption(
 
 /// Decides a caption's noise: none with probability 1 − `rate`, else one sentence (two with
 /// probability [`SECOND_PHRASE`]). A wrong-attribute sentence takes the place of a stated fact
-/// (one true fact always stays, so the caption still describes someone).
-fn corrupt(mut facts: Vec<Fact>, config: NoiseConfig, rng: &mut Rng) -> Corruption {
+/// (one true fact always stays, so the caption still describes someone). Under a
+/// [`WrongColour`] other than `Any` the replaced fact is one whose item can be recoloured so;
+/// when none can, the caption gets no sentence in its place.
+fn corrupt(identity: &Identity, mut facts: Vec<Fact>, config: NoiseConfig, rng: &mut Rng) -> Corruption {
     let mut noise = Vec::new();
     if rng.chance(config.rate) {
         let count = if rng.chance(SECOND_PHRASE) { 2 } else { 1 };
         for _ in 0..count {
-            let kind = if rng.chance(config.wrong_attribute_share) && facts.len() > 1 {
-                let truth = facts.remove(rng.below(facts.len() as u64) as usize);
-                Noise::Wrong(truth.contradiction(rng))
-            } else {
-                Noise::Web(rng.pick(&WEB_PHRASES))
-            };
-            noise.push(kind);
+            if !(rng.chance(config.wrong_attribute_share) && facts.len() > 1) {
+                noise.push(Noise::Web(rng.pick(&WEB_PHRASES)));
+            } else if let Some(wrong) = replace_fact(identity, &mut facts, config.wrong_colour, rng) {
+                noise.push(Noise::Wrong(wrong));
+            }
         }
     }
     Corruption { facts, noise }
+}
+
+/// Removes a stated fact from `facts` and returns the wrong one that takes its place.
+fn replace_fact(
+    identity: &Identity,
+    facts: &mut Vec<Fact>,
+    wrong: WrongColour,
+    rng: &mut Rng,
+) -> Option<Fact> {
+    let Some(seen) = wrong.seen() else {
+        let truth = facts.remove(rng.below(facts.len() as u64) as usize);
+        return Some(truth.contradiction(rng));
+    };
+    let eligible: Vec<usize> = (0..facts.len())
+        .filter(|&i| !facts[i].wrong_colours(identity, seen).is_empty())
+        .collect();
+    if eligible.is_empty() {
+        return None;
+    }
+    let truth = facts.remove(eligible[rng.below(eligible.len() as u64) as usize]);
+    truth.recoloured(rng.pick(&truth.wrong_colours(identity, seen)))
 }
 
 /// Joins `sentences` into a caption with each of `phrases` inserted at a random sentence
@@ -130,8 +180,8 @@ fn insert(sentences: Vec<String>, phrases: Vec<String>, rng: &mut Rng) -> (Strin
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::attributes::Identity;
     use crate::captions::chosen_facts;
+    use crate::palette::Colour;
 
     /// The caption with each span and one adjoining space cut out.
     pub fn remove_spans(text: &str, spans: &[Range<usize>]) -> String {
@@ -176,19 +226,14 @@ pub(crate) mod tests {
         let config = NoiseConfig {
             rate: 1.0,
             wrong_attribute_share: 0.0,
+            wrong_colour: WrongColour::Any,
         };
         let mut noise = Rng::new(19);
         for (i, identity) in Identity::generate(&mut Rng::new(20), 60).iter().enumerate() {
             let wording = Rng::new(i as u64);
             let facts = chosen_facts(&identity.look, &mut noise);
             let clean = sentences(identity.look.gender, &facts, &mut wording.clone()).join(" ");
-            let (text, spans) = caption(
-                identity.look.gender,
-                facts,
-                config,
-                &mut wording.clone(),
-                &mut noise,
-            );
+            let (text, spans) = caption(identity, facts, config, &mut wording.clone(), &mut noise);
             assert!(!spans.is_empty());
             assert!(
                 spans.iter().all(|s| WEB_PHRASES.contains(&&text[s.clone()])),
@@ -204,12 +249,13 @@ pub(crate) mod tests {
         let config = NoiseConfig {
             rate: 1.0,
             wrong_attribute_share: 1.0,
+            wrong_colour: WrongColour::Any,
         };
         let mut replaced = 0;
         for identity in Identity::generate(&mut Rng::new(14), 80) {
             for _ in 0..10 {
                 let stated = chosen_facts(&identity.look, &mut rng);
-                let Corruption { facts, noise } = corrupt(stated.clone(), config, &mut rng);
+                let Corruption { facts, noise } = corrupt(&identity, stated.clone(), config, &mut rng);
                 assert!(!facts.is_empty() && facts.iter().all(|f| stated.contains(f)));
                 assert_eq!(facts.len() + noise.len(), stated.len(), "{stated:?} → {facts:?}");
                 for kind in noise {
@@ -228,6 +274,63 @@ pub(crate) mod tests {
         assert!(replaced >= 800, "{replaced}");
     }
 
+    /// The colour of every wrong fact `corrupt` states under `wrong`, checked against the
+    /// identity: its replaced truth has the same item in another colour, and `check` holds
+    /// for the wrong colour and the colours on the person (slot, colour).
+    fn check_wrong_colours(wrong: WrongColour, check: impl Fn(Colour, usize, &[(usize, Colour)]) -> bool) {
+        let config = NoiseConfig {
+            rate: 1.0,
+            wrong_attribute_share: 1.0,
+            wrong_colour: wrong,
+        };
+        let mut rng = Rng::new(21);
+        let mut checked = 0;
+        for identity in Identity::generate(&mut Rng::new(22), 80) {
+            let on_person = identity.colours_on_person();
+            for _ in 0..10 {
+                let stated = chosen_facts(&identity.look, &mut rng);
+                let Corruption { noise, .. } = corrupt(&identity, stated.clone(), config, &mut rng);
+                for kind in noise {
+                    let Noise::Wrong(wrong_fact) = kind else {
+                        panic!("web text at wrong-attribute share 1: {kind:?}")
+                    };
+                    let truth = *stated
+                        .iter()
+                        .find(|f| f.contradicts(wrong_fact))
+                        .expect("its slot was stated");
+                    let colour = wrong_fact.colour().expect("a recoloured garment");
+                    assert_eq!(
+                        truth.recoloured(colour),
+                        Some(wrong_fact),
+                        "only the colour changes"
+                    );
+                    assert_ne!(truth.colour(), Some(colour));
+                    assert!(
+                        check(colour, truth.slot(), &on_person),
+                        "{wrong:?}: {truth:?} → {wrong_fact:?} on {on_person:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 600, "{checked} wrong colours");
+    }
+
+    #[test]
+    fn an_absent_wrong_colour_is_seen_nowhere_on_the_person() {
+        check_wrong_colours(WrongColour::Absent, |colour, _, on_person| {
+            on_person.iter().all(|&(_, c)| c != colour)
+        });
+    }
+
+    #[test]
+    fn an_elsewhere_wrong_colour_is_seen_on_another_part_only() {
+        check_wrong_colours(WrongColour::Elsewhere, |colour, slot, on_person| {
+            let worn = |here: bool| on_person.iter().any(|&(s, c)| c == colour && (s == slot) == here);
+            worn(false) && !worn(true)
+        });
+    }
+
     #[test]
     fn noise_kinds_follow_the_share() {
         let mut rng = Rng::new(15);
@@ -238,8 +341,9 @@ pub(crate) mod tests {
                 let config = NoiseConfig {
                     rate: 1.0,
                     wrong_attribute_share: 0.5,
+                    wrong_colour: WrongColour::Any,
                 };
-                for kind in corrupt(facts, config, &mut rng).noise {
+                for kind in corrupt(&identity, facts, config, &mut rng).noise {
                     match kind {
                         Noise::Web(phrase) => {
                             assert!(WEB_PHRASES.contains(&phrase));
@@ -261,11 +365,12 @@ pub(crate) mod tests {
         let config = NoiseConfig {
             rate: 0.0,
             wrong_attribute_share: 0.5,
+            wrong_colour: WrongColour::Any,
         };
         for identity in Identity::generate(&mut Rng::new(18), 20) {
             let facts = chosen_facts(&identity.look, &mut rng);
             let clean = sentences(identity.look.gender, &facts, &mut rng.clone()).join(" ");
-            let noisy = caption(identity.look.gender, facts, config, &mut rng.clone(), &mut rng);
+            let noisy = caption(&identity, facts, config, &mut rng.clone(), &mut rng);
             assert_eq!(noisy, (clean, vec![]));
         }
     }

@@ -3,6 +3,7 @@
 use gadms_plugin::{parse_options, PluginError, Result};
 use serde::Deserialize;
 
+use crate::noise::WrongColour;
 use crate::NAME;
 
 /// Everything that shapes the generated benchmark. The same options give byte-identical
@@ -28,6 +29,11 @@ pub struct Options {
     /// true one the caption would have stated (a hallucination); the others are irrelevant
     /// web text inserted beside the true ones. GA-DMS targets both kinds.
     pub wrong_attribute_share: f64,
+    /// Which wrong value a wrong attribute states: `"any"` other value of its slot,
+    /// or the same item in a colour seen nowhere on the person (`"absent"`) or on another of
+    /// its parts (`"elsewhere"`), to tell apart what an image refutes from what only the
+    /// binding of colours to parts refutes.
+    pub wrong_colour: WrongColour,
     /// Inject noise into validation and test captions too (off: evaluation queries are clean,
     /// as in the benchmarks whose annotations were checked by hand).
     pub eval_noise: bool,
@@ -48,6 +54,7 @@ impl Default for Options {
             captions_per_image: 2,
             noise_rate: 0.3,
             wrong_attribute_share: 0.5,
+            wrong_colour: WrongColour::Any,
             eval_noise: false,
             height: 96,
             width: 32,
@@ -113,6 +120,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("noise_ratio") && err.contains(NAME), "{err}");
+    }
+
+    #[test]
+    fn wrong_colour_takes_its_three_names_and_names_itself_on_others() {
+        for (text, wrong) in [
+            ("wrong_colour = \"any\"", WrongColour::Any),
+            ("wrong_colour = \"absent\"", WrongColour::Absent),
+            ("wrong_colour = \"elsewhere\"", WrongColour::Elsewhere),
+        ] {
+            assert_eq!(Options::parse(text).unwrap().wrong_colour, wrong);
+        }
+        let err = Options::parse("wrong_colour = \"nowhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nowhere") && err.contains("absent"), "{err}");
     }
 
     #[test]

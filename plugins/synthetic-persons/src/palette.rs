@@ -85,6 +85,15 @@ impl Colour {
     pub fn is_light(self) -> bool {
         matches!(self, Self::White | Self::Yellow | Self::Pink | Self::Orange)
     }
+
+    /// The second colour of a striped shirt of this colour: white, or black on light colours.
+    pub fn stripes(self) -> Colour {
+        if self.is_light() {
+            Self::Black
+        } else {
+            Self::White
+        }
+    }
 }
 
 /// A natural hair colour with a caption name.

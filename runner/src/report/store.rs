@@ -64,6 +64,8 @@ pub struct StoredExperiment {
     pub selection: Selection,
     /// The variant that masks from the noise labels (`experiment.oracle`).
     pub oracle: Option<String>,
+    /// The config key path that grades the model's strength (`experiment.strength`).
+    pub strength: Option<String>,
     pub spec: Option<PathBuf>,
     /// Variant labels and ablation column names (the spec's, as the index keeps them).
     pub presentation: Presentation,
@@ -97,12 +99,13 @@ impl StoredExperiment {
                 variants.push(r.variant.clone());
             }
         }
-        let (name, description, baseline, oracle, selection, spec, presentation) = match index {
+        let (name, description, baseline, oracle, strength, selection, spec, presentation) = match index {
             Some(i) => (
                 i.name,
                 i.description,
                 i.baseline,
                 i.oracle,
+                i.strength,
                 i.selection,
                 Some(i.spec),
                 i.presentation,
@@ -111,6 +114,7 @@ impl StoredExperiment {
                 let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
                 (
                     folder.unwrap_or_default(),
+                    None,
                     None,
                     None,
                     None,
@@ -127,6 +131,7 @@ impl StoredExperiment {
             baseline,
             selection,
             oracle,
+            strength,
             spec,
             presentation,
             variants,

@@ -55,6 +55,16 @@ pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String
     Ok(())
 }
 
+/// The value at a dotted key path of plain keys (`model.init.variant`), if set.
+pub fn value_at<'a>(root: &'a toml::Table, path: &str) -> Option<&'a Value> {
+    let (parents, last) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut table = root;
+    for key in parents.split('.').filter(|k| !k.is_empty()) {
+        table = table.get(key)?.as_table()?;
+    }
+    table.get(last)
+}
+
 /// One step of a key path.
 #[derive(Debug, PartialEq)]
 enum Step<'a> {

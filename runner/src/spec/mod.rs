@@ -25,7 +25,8 @@ pub use config::{
     RunRef, TrainConfig, DATASET_RUNNER_KEYS,
 };
 pub use identity::Upstream;
-pub use merge::merge;
+pub use merge::{merge, value_at};
+pub use sweep::name_without;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -58,6 +59,34 @@ pub enum SpecError {
         assignment: String,
         message: String,
     },
+}
+
+/// `experiment.strength` must be set in every run: a run without it would have no place on
+/// the report's strength axis.
+fn check_strength(
+    file: &Path,
+    text: &str,
+    experiment: &Experiment,
+    runs: &[RunPlan],
+) -> Result<(), SpecError> {
+    let Some(path) = &experiment.strength else {
+        return Ok(());
+    };
+    let unset = runs
+        .iter()
+        .find(|r| r.resolved.as_table().and_then(|t| value_at(t, path)).is_none());
+    match unset {
+        None => Ok(()),
+        Some(run) => Err(SpecError::Invalid {
+            file: file.into(),
+            line: line_of(text, "strength"),
+            path: "experiment.strength".into(),
+            message: format!(
+                "variant `{}` sets no `{path}`; name a key every variant sets (e.g. `model.init.variant`)",
+                run.variant
+            ),
+        }),
+    }
 }
 
 /// `experiment.baseline` and `experiment.oracle` must each name a variant (a swept one by
@@ -108,6 +137,12 @@ pub struct Experiment {
     /// set's best: the paper's protocol).
     #[serde(default)]
     pub selection: crate::eval::selection::Selection,
+    /// A config key path whose value grades the model's strength (e.g. `model.init.variant`
+    /// swept over runs of differently trained models): the report then draws the noise-token
+    /// AUROC of the first epoch's scores against it, the values in spec order, one line per
+    /// variant name with the value left out.
+    #[serde(default)]
+    pub strength: Option<String>,
 }
 
 /// How reports name what a spec defines: a display label per variant (variants of several
@@ -333,6 +368,7 @@ impl Spec {
             }
         }
         check_named_variants(file, text, &experiment, &names)?;
+        check_strength(file, text, &experiment, &runs)?;
         Ok(Self {
             file: file.into(),
             experiment,

@@ -91,3 +91,19 @@ pub fn name(base: &str, point: &Point) -> String {
         .collect();
     format!("{base}[{}]", parts.join(","))
 }
+
+/// `name` (as [`name`] makes it) with the item of `path` left out: `base[a=1,b=2]` without
+/// `a` is `base[b=2]`, and without its only item `base`. Other names are returned as given.
+/// Items are told apart by commas, so a swept value with a comma would be cut at it.
+pub fn name_without(name: &str, path: &str) -> String {
+    let Some((base, items)) = name.strip_suffix(']').and_then(|n| n.split_once('[')) else {
+        return name.to_string();
+    };
+    let prefix = format!("{path}=");
+    let kept: Vec<&str> = items.split(',').filter(|i| !i.starts_with(&prefix)).collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}[{}]", kept.join(","))
+    }
+}

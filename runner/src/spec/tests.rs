@@ -462,3 +462,35 @@ fn the_slurm_table_is_typed_overridable_and_no_part_of_a_runs_identity() {
         "{err}"
     );
 }
+
+#[test]
+fn the_strength_key_must_be_set_in_every_variant() {
+    let named = SPEC.replace("seeds = [1, 2]", "seeds = [1, 2]\nstrength = \"masking.plugin\"");
+    let spec = parse(&named, &[]).unwrap();
+    assert_eq!(spec.experiment.strength.as_deref(), Some("masking.plugin"));
+    let unset = named.replace("\"masking.plugin\"", "\"masking.scorer\"");
+    let err = parse(&unset, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.toml:5: key `experiment.strength`")
+            && err.contains("variant `random` sets no `masking.scorer`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_swept_name_without_one_key_keeps_the_others() {
+    let name = "gass[model.init.variant=2 epochs,masking.scorer=css]";
+    assert_eq!(
+        name_without(name, "model.init.variant"),
+        "gass[masking.scorer=css]"
+    );
+    assert_eq!(
+        name_without(name, "masking.scorer"),
+        "gass[model.init.variant=2 epochs]"
+    );
+    assert_eq!(
+        name_without("gass[model.init.variant=2 epochs]", "model.init.variant"),
+        "gass"
+    );
+    assert_eq!(name_without("plain", "model.init.variant"), "plain");
+}

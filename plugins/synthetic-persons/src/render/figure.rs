@@ -4,7 +4,7 @@
 
 use super::canvas::{Canvas, Paint, Point, Shape};
 use crate::attributes::{BagKind, Gender, HairLength, Identity, LowerKind, UpperKind};
-use crate::palette::{Colour, Rgb};
+use crate::palette::Rgb;
 
 /// Limb positions of one view.
 #[derive(Debug, Clone, Copy)]
@@ -364,17 +364,10 @@ fn torso(canvas: &mut Canvas, identity: &Identity, k: &Skeleton) {
 fn upper_paint(identity: &Identity) -> Paint {
     let colour = identity.look.upper.colour;
     match identity.look.upper.kind {
-        UpperKind::StripedShirt => {
-            let other = if colour.is_light() {
-                Colour::Black
-            } else {
-                Colour::White
-            };
-            Paint::Stripes {
-                colours: [colour.rgb(), other.rgb()],
-                period: 0.036,
-            }
-        }
+        UpperKind::StripedShirt => Paint::Stripes {
+            colours: [colour.rgb(), colour.stripes().rgb()],
+            period: 0.036,
+        },
         _ => Paint::Solid(colour.rgb()),
     }
 }

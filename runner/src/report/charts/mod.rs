@@ -7,6 +7,7 @@
 mod bars;
 mod curves;
 mod stats;
+mod strength;
 mod tokens;
 
 use std::error::Error;
@@ -252,6 +253,13 @@ pub fn draw_all(experiment: &StoredExperiment, stats: &Stats, dir: &Path) -> Res
             save(&chart, dir, "noise-auroc", true)?,
             "noise-auroc".into(),
             "How well each scorer finds the injected noise tokens".into(),
+        );
+    }
+    if let Some(chart) = strength::noise_auroc_vs_strength(experiment, stats) {
+        add(
+            save(&chart, dir, "noise-auroc-strength", false)?,
+            "noise-auroc-strength".into(),
+            "Noise-token AUROC (content words) against the model's strength".into(),
         );
     }
     for variant in &experiment.variants {
