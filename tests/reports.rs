@@ -305,18 +305,24 @@ fn the_noise_auroc_is_drawn_against_the_strength_the_spec_names() {
         "{:?}, {inked} inked",
         png.dimensions()
     );
-    let svg = std::fs::read_to_string(dir.join("charts/noise-auroc-strength.svg")).unwrap();
-    for label in ["weak", "strong", "scorer", "model.init.variant", "chance (0.5)"] {
-        assert!(svg.contains(label), "strength chart lacks `{label}`");
-    }
-    assert!(
-        !svg.contains("scorer["),
-        "the line's name leaves the strength out"
-    );
+    assert!(dir.join("charts/noise-auroc-strength.svg").exists());
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
         readme.contains("(charts/noise-auroc-strength.png)"),
         "README embeds the chart"
+    );
+    // The SVG's text is outlined; the PDF's is text.
+    let Some(text) = pdf_text(&dir.join("charts/noise-auroc-strength.pdf")) else {
+        eprintln!("pdftotext not found (apt-get install poppler-utils): the chart's labels were not read");
+        std::fs::remove_dir_all(dir).unwrap();
+        return;
+    };
+    for label in ["weak", "strong", "scorer", "model.init.variant", "chance (0.5)"] {
+        assert!(text.contains(label), "strength chart lacks `{label}`: {text}");
+    }
+    assert!(
+        !text.contains("scorer["),
+        "the line's name leaves the strength out"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
