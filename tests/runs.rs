@@ -726,23 +726,32 @@ fn a_run_trains_under_bf16_autocast() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// One epoch of the `ga-dms` variant in `dir` with the stage profile on, and `extra`
+/// arguments.
+fn profiled_ga_dms_epoch(dir: &Path, extra: &[&str]) -> (Output, String) {
+    let mut command = cli::command();
+    command
+        .env("GADMS_PROFILE_STAGES", "1")
+        .arg("run")
+        .arg(dir.join("spec.toml"))
+        .args([
+            "--only",
+            "ga-dms",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.warmup_epochs=0",
+        ])
+        .args(extra);
+    cli::output(command)
+}
+
 /// `GADMS_PROFILE_STAGES=1` adds one `stages` record per epoch, with a positive median for
 /// every stage the GA-DMS step runs, and one log line.
 #[test]
 fn the_stage_profile_records_every_stage_of_the_step() {
     let dir = setup("stages");
-    let mut command = cli::command();
-    command.env("GADMS_PROFILE_STAGES", "1").args([
-        OsStr::new("run"),
-        dir.join("spec.toml").as_os_str(),
-        OsStr::new("--only"),
-        OsStr::new("ga-dms"),
-        OsStr::new("--set"),
-        OsStr::new("train.epochs=1"),
-        OsStr::new("--set"),
-        OsStr::new("train.warmup_epochs=0"),
-    ]);
-    let (out, text) = cli::output(command);
+    let (out, text) = profiled_ga_dms_epoch(&dir, &[]);
     assert!(out.status.success(), "{text}");
     let path = dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl");
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
@@ -781,20 +790,7 @@ fn the_stage_profile_records_every_stage_of_the_step() {
 #[test]
 fn a_run_over_micro_batches_trains_with_the_batch_s_steps() {
     let dir = setup("micro");
-    let mut command = cli::command();
-    command.env("GADMS_PROFILE_STAGES", "1").args([
-        OsStr::new("run"),
-        dir.join("spec.toml").as_os_str(),
-        OsStr::new("--only"),
-        OsStr::new("ga-dms"),
-        OsStr::new("--set"),
-        OsStr::new("train.epochs=1"),
-        OsStr::new("--set"),
-        OsStr::new("train.warmup_epochs=0"),
-        OsStr::new("--set"),
-        OsStr::new("train.micro_batch=4"),
-    ]);
-    let (out, text) = cli::output(command);
+    let (out, text) = profiled_ga_dms_epoch(&dir, &["--set", "train.micro_batch=4"]);
     assert!(out.status.success(), "{text}");
     let run = dir.join("out/tiny/runs/ga-dms/seed-3");
     let log = std::fs::read_to_string(run.join("run.log")).unwrap();
