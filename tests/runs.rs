@@ -675,16 +675,20 @@ fn devices_run_one_process_per_device_and_collect_the_outcomes() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// The losses `train` records of `variant`'s run logged, in order.
-fn train_losses(dir: &Path, variant: &str) -> Vec<f64> {
-    let path = dir
-        .join("out/tiny/runs")
-        .join(variant)
-        .join("seed-3/metrics.jsonl");
+/// Every record of the metrics log in run folder `run`, in order.
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    let path = run.join("metrics.jsonl");
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The losses `train` records of `variant`'s run logged, in order.
+fn train_losses(dir: &Path, variant: &str) -> Vec<f64> {
+    metrics(&dir.join("out/tiny/runs").join(variant).join("seed-3"))
+        .into_iter()
         .filter(|r| r["kind"] == "train")
         .map(|r| r["loss"].as_f64().unwrap())
         .collect()
@@ -753,12 +757,9 @@ fn the_stage_profile_records_every_stage_of_the_step() {
     let dir = setup("stages");
     let (out, text) = profiled_ga_dms_epoch(&dir, &[]);
     assert!(out.status.success(), "{text}");
-    let path = dir.join("out/tiny/runs/ga-dms/seed-3/metrics.jsonl");
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|r: &serde_json::Value| r["kind"] == "stages")
+    let records: Vec<serde_json::Value> = metrics(&dir.join("out/tiny/runs/ga-dms/seed-3"))
+        .into_iter()
+        .filter(|r| r["kind"] == "stages")
         .collect();
     assert_eq!(records.len(), 1, "one record per epoch: {records:?}");
     let stages = [
@@ -798,11 +799,7 @@ fn a_run_over_micro_batches_trains_with_the_batch_s_steps() {
         log.contains("batch 8 = 1 rank × 2 micro-batches of 4 (gradient caching)"),
         "{log}"
     );
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = metrics(&run);
     let last_train = records.iter().rfind(|r| r["kind"] == "train").unwrap();
     let captions: u64 = log
         .split(" training captions")
@@ -874,15 +871,7 @@ masking = { noise_deterministic = true }
 
 /// The records of one run of the oracle spec's store.
 fn oracle_records(dir: &Path, variant: &str) -> Vec<serde_json::Value> {
-    let path = dir
-        .join("out/oracle/runs")
-        .join(variant)
-        .join("seed-1/metrics.jsonl");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    metrics(&dir.join("out/oracle/runs").join(variant).join("seed-1"))
 }
 
 /// The sampled captions of one run's `token-scores.json` that carry labelled noise.
