@@ -122,6 +122,22 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
         1,
         "so is the first downstream one"
     );
+
+    // A new model in both specs: the upstream's finished checkpoint has the old shapes, and
+    // is stale; `validate` says the upstream trains first instead of refusing those shapes.
+    for spec in ["up.toml", "down.toml"] {
+        let text = std::fs::read_to_string(dir.join(spec)).unwrap();
+        std::fs::write(
+            dir.join(spec),
+            text.replace("text_layers = 2", "text_layers = 2\ncontext_length = 40"),
+        )
+        .unwrap();
+    }
+    let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
+    assert!(
+        out.status.success() && text.contains("not trained yet with its current recipe"),
+        "{text}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -635,7 +635,7 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
 #[test]
 fn the_quickstart_specs_validate() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/quickstart");
-    for spec in ["pretrain-clip.toml", "noise-effect.toml", "ablation-masking.toml"] {
+    for spec in ["pretrain-clip.toml", "noise-effect.toml", "demo.toml", "ablation-masking.toml"] {
         let (out, text) = cli::gadms_run([OsStr::new("validate"), quickstart.join(spec).as_os_str()]);
         assert!(out.status.success(), "{spec}: {text}");
     }
@@ -867,6 +867,10 @@ name = "oracle scores"
 [[variant]]
 name = "perfect noise mask"
 masking = { noise_deterministic = true }
+
+[[variant]]
+name = "noise removed"
+masking = { noise_deterministic = true, noise_drop = true }
 "#;
 
 /// The records of one run of the oracle spec's store.
@@ -901,8 +905,9 @@ fn flags(caption: &serde_json::Value, key: &str) -> Vec<bool> {
 
 /// `scorer = "oracle"` trains from the dataset's noise labels, through the SDK: every
 /// labelled noise token scores below every other token, its noise AUROCs are 1, the
-/// deterministic noise mask masks exactly the noise and the probabilistic one nothing but
-/// noise (besides the at-least-one fallback on the first word). The evaluations log the
+/// deterministic noise cut masks (or drops, and the step then reads the shorter text's own
+/// EOS) exactly the noise and the probabilistic one nothing but noise (besides the
+/// at-least-one fallback on the first word). The evaluations log the
 /// feature cosines, and the report shares each variant's gain out in units of the oracle's.
 #[test]
 fn an_oracle_masks_the_labelled_noise_and_the_report_measures_variants_against_it() {
@@ -911,7 +916,7 @@ fn an_oracle_masks_the_labelled_noise_and_the_report_measures_variants_against_i
     let (out, text) = run(&dir, &[]);
     assert!(out.status.success(), "{text}");
 
-    for variant in ["oracle scores", "perfect noise mask"] {
+    for variant in ["oracle scores", "perfect noise mask", "noise removed"] {
         for caption in noisy_samples(&dir, variant) {
             let noise = flags(&caption, "true_noise");
             let scores: Vec<f64> = caption["scores"]
@@ -934,7 +939,7 @@ fn an_oracle_masks_the_labelled_noise_and_the_report_measures_variants_against_i
                 .fold(f64::MAX, f64::min);
             assert!(highest_noise < lowest_clean, "{variant}: {caption}");
             let masked = flags(&caption, "noise_masked");
-            if variant == "perfect noise mask" {
+            if variant != "oracle scores" {
                 assert_eq!(
                     masked, noise,
                     "{variant}: the alignment text drops all noise, nothing else: {caption}"

@@ -233,6 +233,8 @@ pub fn check(plugins: &PluginSet, plan: &RunPlan, base_dir: &Path) -> Result<Vec
     let mut notes = Vec::new();
     match (plan.init_file(base_dir), plan.upstream.as_deref()) {
         (None, _) => {}
+        // A stale checkpoint of a changed upstream is never checked against: `run` retrains it.
+        (Some(_), Some(up)) if !up.is_done() => notes.push(untrained_upstream(up, &model)?),
         (Some(file), _) if file.is_file() => {
             // Opening the file first reports a truncated, unknown or refused file as such.
             import::inspect(&file)?;
@@ -280,7 +282,7 @@ fn untrained_upstream(up: &Upstream, model: &ModelConfig) -> Result<String, Comp
         )));
     }
     Ok(format!(
-        "`model.init` is {}, not trained yet: `gadms-run run` trains it first (its model matches)",
+        "`model.init` is {}, not trained yet with its current recipe: `gadms-run run` trains it first (its model matches)",
         up.describe()
     ))
 }

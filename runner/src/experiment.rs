@@ -504,10 +504,7 @@ pub fn run_upstreams(
     let selected = |p: &RunPlan| selection.action(p, &RunDir::new(&out, p)) != Action::NotSelected;
     let mut outcomes = Vec::new();
     for up in spec.upstreams(selected) {
-        let done = RunDir::at(up.run_dir.clone())
-            .status()
-            .is_some_and(|s| s.hash == up.hash && s.state == State::Done);
-        if !done {
+        if !up.is_done() {
             outcomes.extend(train_upstream(up, plugins, group)?);
         }
         if !up.weights().is_file() {

@@ -4,7 +4,7 @@
 //! Both views go through the SDK's [`select_and_replace`] (one uniform per eligible token,
 //! 80/10/10, at-least-one), which is also IRRA's random masking with a constant probability.
 //! The MTP view is drawn first and the noise view second, the reference's order, so a replay of
-//! its recorded draws reproduces both views. The deterministic noise mask (an option, not the
+//! its recorded draws reproduces both views. The deterministic noise cut (an option, not the
 //! reference's) draws nothing: with an oracle's scores it is the perfect noise mask.
 
 use gadms_plugin::masking::{select_and_replace, sigmoid_probability, Draws, MaskedCaption, MtpView, Vocab};
@@ -41,6 +41,20 @@ impl MtpRule {
     }
 }
 
+/// What a deterministic noise cut does with the tokens it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseCut {
+    /// Each becomes `<|mask|>`, GA-DMS's replacement, without draws.
+    Mask,
+    /// Each is removed and the tokens after it close up, padded at the end: the caption as
+    /// if the noise had never been written. Not GA-DMS's; with an oracle's scores it tells
+    /// what the mask tokens themselves cost apart from what the noise costs.
+    Drop,
+}
+
+/// The padding id after a caption's EOT (method spec §3.2).
+const PAD_ID: i64 = 0;
+
 /// Which views a caption gets and with which probabilities.
 #[derive(Debug)]
 pub struct DualMasking {
@@ -51,9 +65,10 @@ pub struct DualMasking {
     /// `None`: the alignment text is the clean caption, without the at-least-one rule.
     pub noise: Option<SigmoidMap>,
     /// Replace the noise draw by a cut: every eligible token whose noise-ness `1 - s` lies
-    /// above the noise map's threshold (where its probability passes half its maximum)
-    /// becomes `<|mask|>`, every other token stays — no draws, no 80/10/10, no at-least-one.
-    pub noise_deterministic: bool,
+    /// above the noise map's threshold (where its probability passes half its maximum) is
+    /// masked or dropped, every other token stays — no draws, no 80/10/10, no at-least-one.
+    /// `None`: the reference's draw.
+    pub noise_cut: Option<NoiseCut>,
 }
 
 impl DualMasking {
@@ -77,7 +92,7 @@ impl DualMasking {
             MtpView { ids, labels }
         });
         let alignment = match self.noise {
-            Some(map) if self.noise_deterministic => self.mask_above(tokens, scores, map.threshold),
+            Some(map) if let Some(cut) = self.noise_cut => self.cut_above(tokens, scores, map.threshold, cut),
             _ => match self.noise_probabilities(scores) {
                 Some(p) => select_and_replace(tokens, &p, &self.vocab, draws).0,
                 None => tokens.to_vec(),
@@ -86,18 +101,19 @@ impl DualMasking {
         MaskedCaption { alignment, mtp }
     }
 
-    /// `tokens` with every eligible token whose noise-ness `1 - s` exceeds `threshold` masked.
-    fn mask_above(&self, tokens: &[i64], scores: &[f64], threshold: f64) -> Vec<i64> {
-        tokens
-            .iter()
-            .zip(scores)
-            .map(|(&t, &s)| {
-                if self.vocab.is_eligible(t) && 1.0 - s > threshold {
-                    self.vocab.mask_id
-                } else {
-                    t
-                }
-            })
-            .collect()
+    /// `tokens` with every eligible token whose noise-ness `1 - s` exceeds `threshold` cut.
+    fn cut_above(&self, tokens: &[i64], scores: &[f64], threshold: f64, cut: NoiseCut) -> Vec<i64> {
+        let noisy = |t: i64, s: f64| self.vocab.is_eligible(t) && 1.0 - s > threshold;
+        let pairs = tokens.iter().zip(scores);
+        match cut {
+            NoiseCut::Mask => pairs
+                .map(|(&t, &s)| if noisy(t, s) { self.vocab.mask_id } else { t })
+                .collect(),
+            NoiseCut::Drop => {
+                let mut kept: Vec<i64> = pairs.filter(|&(&t, &s)| !noisy(t, s)).map(|(&t, _)| t).collect();
+                kept.resize(tokens.len(), PAD_ID);
+                kept
+            }
+        }
     }
 }

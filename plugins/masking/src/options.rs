@@ -5,7 +5,7 @@ use gadms_plugin::masking::{MaskingContext, NoiseLabelScores};
 use gadms_plugin::Result;
 use serde::Deserialize;
 
-use crate::dual::{DualMasking, MtpRule, SigmoidMap};
+use crate::dual::{DualMasking, MtpRule, NoiseCut, SigmoidMap};
 use crate::factory::{require, StrategyOptions};
 use crate::score::gradient::{GradientMap, GradientScorer};
 use crate::score::pooling::MultiScalePooling;
@@ -31,7 +31,7 @@ impl StrategyOptions for NoneOptions {
                 vocab: ctx.vocab,
                 mtp: None,
                 noise: None,
-                noise_deterministic: false,
+                noise_cut: None,
             },
         })
     }
@@ -67,7 +67,7 @@ impl StrategyOptions for RandomOptions {
                 vocab: ctx.vocab,
                 mtp: Some(MtpRule::Constant(self.rate)),
                 noise: None,
-                noise_deterministic: false,
+                noise_cut: None,
             },
         })
     }
@@ -132,6 +132,9 @@ pub struct GadmsOptions {
     /// Mask exactly the tokens with `1 - s > noise_threshold`, without draws (with `scorer =
     /// "oracle"`: every labelled noise token and nothing else, the perfect noise mask).
     noise_deterministic: bool,
+    /// With `noise_deterministic`: remove the cut tokens instead of masking them (see
+    /// [`NoiseCut::Drop`]).
+    noise_drop: bool,
     /// Informative MTP masking from the scores; `false`: MTP masks every eligible token with
     /// `mtp_random_rate` (IRRA), so a "noise masking only" ablation still trains MTP. To
     /// train without MTP, leave the MTP loss out of the spec: the view is then never encoded.
@@ -158,6 +161,7 @@ impl Default for GadmsOptions {
             noise_threshold: 0.9,
             noise_max: 0.2,
             noise_deterministic: false,
+            noise_drop: false,
             mtp_mask: true,
             mtp_k: 20.0,
             mtp_threshold: 0.1,
@@ -200,7 +204,7 @@ impl StrategyOptions for GadmsOptions {
                 vocab: ctx.vocab,
                 mtp: Some(mtp),
                 noise: self.noise_mask.then_some(noise),
-                noise_deterministic: self.noise_deterministic,
+                noise_cut: self.noise_cut(),
             },
         })
     }
@@ -229,12 +233,27 @@ impl GadmsOptions {
         })
     }
 
+    /// The deterministic cut the options ask for; `None` for the reference's draw.
+    fn noise_cut(&self) -> Option<NoiseCut> {
+        match (self.noise_deterministic, self.noise_drop) {
+            (false, _) => None,
+            (true, false) => Some(NoiseCut::Mask),
+            (true, true) => Some(NoiseCut::Drop),
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         require::<Self>(
             self.noise_mask || !self.noise_deterministic,
             "noise_deterministic",
             "false when `noise_mask = false` (there is no noise mask to make deterministic)",
             self.noise_deterministic,
+        )?;
+        require::<Self>(
+            self.noise_deterministic || !self.noise_drop,
+            "noise_drop",
+            "false unless `noise_deterministic = true` (only the deterministic cut can drop tokens)",
+            self.noise_drop,
         )?;
         require::<Self>(self.layers >= 1, "layers", "at least 1", self.layers)?;
         require::<Self>(self.css_layers >= 1, "css_layers", "at least 1", self.css_layers)?;

@@ -127,6 +127,8 @@ impl Dataset for SyntheticPersons {
             rate: if noisy { o.noise_rate } else { 0.0 },
             wrong_attribute_share: o.wrong_attribute_share,
             wrong_colour: o.wrong_colour,
+            wrong_placement: o.wrong_placement,
+            sentences: o.noise_sentences,
         };
         let pids = self.layout.pids(split)?;
         let mut data = SplitData {

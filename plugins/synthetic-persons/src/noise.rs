@@ -63,6 +63,20 @@ impl WrongColour {
     }
 }
 
+/// Where a wrong-attribute sentence goes (the `wrong_placement` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WrongPlacement {
+    /// In place of a true fact the caption would have stated: the caption loses that truth,
+    /// so even a perfect noise mask leaves less to learn from than the clean caption.
+    #[default]
+    Replace,
+    /// Beside the caption's true facts, about a slot it leaves unstated (a bag or hat on a
+    /// person without one included): a perfect noise mask gives back the clean caption, so
+    /// everything this noise costs is what masking could win back.
+    Add,
+}
+
 /// How captions of one split are corrupted.
 #[derive(Debug, Clone, Copy)]
 pub struct NoiseConfig {
@@ -72,6 +86,11 @@ pub struct NoiseConfig {
     pub wrong_attribute_share: f64,
     /// Which wrong value a wrong-attribute sentence states.
     pub wrong_colour: WrongColour,
+    /// Whether a wrong attribute replaces a true one or comes beside them.
+    pub wrong_placement: WrongPlacement,
+    /// Noise sentences drawn for a noisy caption; `None`: one, or two with probability
+    /// [`SECOND_PHRASE`].
+    pub sentences: Option<usize>,
 }
 
 /// One noise sentence, before it is worded.
@@ -113,20 +132,34 @@ pub fn caption(
     insert(true_sentences, phrases, noise)
 }
 
-/// Decides a caption's noise: none with probability 1 − `rate`, else one sentence (two with
-/// probability [`SECOND_PHRASE`]). A wrong-attribute sentence takes the place of a stated fact
-/// (one true fact always stays, so the caption still describes someone). Under a
-/// [`WrongColour`] other than `Any` the replaced fact is one whose item can be recoloured so;
-/// when none can, the caption gets no sentence in its place.
+/// Decides a caption's noise: none with probability 1 − `rate`, else `sentences` of them (one,
+/// or two with probability [`SECOND_PHRASE`], when unset). A wrong-attribute sentence takes
+/// the place of a stated fact (one true fact always stays, so the caption still describes
+/// someone) or, under [`WrongPlacement::Add`], comes beside them (see [`added_fact`]). Under a
+/// [`WrongColour`] other than `Any` the wrong fact's item is one that can be recoloured so;
+/// when none can, the caption gets no sentence for it.
 fn corrupt(identity: &Identity, mut facts: Vec<Fact>, config: NoiseConfig, rng: &mut Rng) -> Corruption {
     let mut noise = Vec::new();
     if rng.chance(config.rate) {
-        let count = if rng.chance(SECOND_PHRASE) { 2 } else { 1 };
+        let count = match config.sentences {
+            Some(count) => count,
+            None if rng.chance(SECOND_PHRASE) => 2,
+            None => 1,
+        };
         for _ in 0..count {
-            if !(rng.chance(config.wrong_attribute_share) && facts.len() > 1) {
-                noise.push(Noise::Web(rng.pick(&WEB_PHRASES)));
-            } else if let Some(wrong) = replace_fact(identity, &mut facts, config.wrong_colour, rng) {
-                noise.push(Noise::Wrong(wrong));
+            let wrong = rng.chance(config.wrong_attribute_share);
+            match config.wrong_placement {
+                WrongPlacement::Replace if wrong && facts.len() > 1 => {
+                    noise.extend(
+                        replace_fact(identity, &mut facts, config.wrong_colour, rng).map(Noise::Wrong),
+                    );
+                }
+                WrongPlacement::Add if wrong => {
+                    noise.extend(
+                        added_fact(identity, &facts, &noise, config.wrong_colour, rng).map(Noise::Wrong),
+                    );
+                }
+                _ => noise.push(Noise::Web(rng.pick(&WEB_PHRASES))),
             }
         }
     }
@@ -152,6 +185,40 @@ fn replace_fact(
     }
     let truth = facts.remove(eligible[rng.below(eligible.len() as u64) as usize]);
     truth.recoloured(rng.pick(&truth.wrong_colours(identity, seen)))
+}
+
+/// A wrong fact about a slot that neither `stated` nor an earlier wrong sentence in `noise`
+/// covers, stated beside the true facts; `None` when no slot is left (or none can be
+/// recoloured as `wrong` asks).
+fn added_fact(
+    identity: &Identity,
+    stated: &[Fact],
+    noise: &[Noise],
+    wrong: WrongColour,
+    rng: &mut Rng,
+) -> Option<Fact> {
+    let covered = |slot: usize| {
+        stated.iter().any(|f| f.slot() == slot)
+            || noise
+                .iter()
+                .any(|n| matches!(n, Noise::Wrong(f) if f.slot() == slot))
+    };
+    let seen = wrong.seen();
+    let open: Vec<Fact> = identity
+        .look
+        .facts()
+        .into_iter()
+        .filter(|f| !covered(f.slot()))
+        .filter(|f| seen.is_none_or(|seen| !f.wrong_colours(identity, seen).is_empty()))
+        .collect();
+    if open.is_empty() {
+        return None;
+    }
+    let truth = rng.pick(&open);
+    match seen {
+        None => Some(truth.contradiction(rng)),
+        Some(seen) => truth.recoloured(rng.pick(&truth.wrong_colours(identity, seen))),
+    }
 }
 
 /// Joins `sentences` into a caption with each of `phrases` inserted at a random sentence
@@ -227,6 +294,8 @@ pub(crate) mod tests {
             rate: 1.0,
             wrong_attribute_share: 0.0,
             wrong_colour: WrongColour::Any,
+            wrong_placement: WrongPlacement::Replace,
+            sentences: None,
         };
         let mut noise = Rng::new(19);
         for (i, identity) in Identity::generate(&mut Rng::new(20), 60).iter().enumerate() {
@@ -250,6 +319,8 @@ pub(crate) mod tests {
             rate: 1.0,
             wrong_attribute_share: 1.0,
             wrong_colour: WrongColour::Any,
+            wrong_placement: WrongPlacement::Replace,
+            sentences: None,
         };
         let mut replaced = 0;
         for identity in Identity::generate(&mut Rng::new(14), 80) {
@@ -274,6 +345,60 @@ pub(crate) mod tests {
         assert!(replaced >= 800, "{replaced}");
     }
 
+    #[test]
+    fn an_added_wrong_attribute_leaves_the_clean_caption_under_its_span() {
+        let config = NoiseConfig {
+            rate: 1.0,
+            wrong_attribute_share: 1.0,
+            wrong_colour: WrongColour::Any,
+            wrong_placement: WrongPlacement::Add,
+            sentences: None,
+        };
+        let mut noise = Rng::new(23);
+        let mut added = 0;
+        for (i, identity) in Identity::generate(&mut Rng::new(24), 80).iter().enumerate() {
+            let truths = identity.look.facts();
+            for j in 0..10 {
+                let wording = Rng::new((i * 10 + j) as u64);
+                let stated = chosen_facts(&identity.look, &mut noise);
+                let clean = sentences(identity.look.gender, &stated, &mut wording.clone()).join(" ");
+                let Corruption { facts, noise: kinds } =
+                    corrupt(identity, stated.clone(), config, &mut noise.clone());
+                assert_eq!(facts, stated, "an added wrong fact replaces nothing");
+                let mut slots: Vec<usize> = kinds
+                    .iter()
+                    .map(|kind| match kind {
+                        Noise::Wrong(wrong) => wrong.slot(),
+                        Noise::Web(_) => panic!("web text at wrong-attribute share 1: {kind:?}"),
+                    })
+                    .collect();
+                for kind in &kinds {
+                    let Noise::Wrong(wrong) = *kind else {
+                        unreachable!()
+                    };
+                    assert!(
+                        truths.iter().any(|t| t.contradicts(wrong)),
+                        "{wrong:?} is true of {truths:?}"
+                    );
+                    assert!(
+                        stated.iter().all(|f| f.slot() != wrong.slot()),
+                        "{wrong:?} beside {stated:?}"
+                    );
+                }
+                slots.dedup();
+                assert_eq!(
+                    slots.len(),
+                    kinds.len(),
+                    "two wrong sentences on one slot: {kinds:?}"
+                );
+                added += kinds.len();
+                let (text, spans) = caption(identity, stated, config, &mut wording.clone(), &mut noise);
+                assert_eq!(remove_spans(&text, &spans), clean);
+            }
+        }
+        assert!(added >= 600, "{added} added wrong facts");
+    }
+
     /// The colour of every wrong fact `corrupt` states under `wrong`, checked against the
     /// identity: its replaced truth has the same item in another colour, and `check` holds
     /// for the wrong colour and the colours on the person (slot, colour).
@@ -282,6 +407,8 @@ pub(crate) mod tests {
             rate: 1.0,
             wrong_attribute_share: 1.0,
             wrong_colour: wrong,
+            wrong_placement: WrongPlacement::Replace,
+            sentences: None,
         };
         let mut rng = Rng::new(21);
         let mut checked = 0;
@@ -342,6 +469,8 @@ pub(crate) mod tests {
                     rate: 1.0,
                     wrong_attribute_share: 0.5,
                     wrong_colour: WrongColour::Any,
+                    wrong_placement: WrongPlacement::Replace,
+                    sentences: None,
                 };
                 for kind in corrupt(&identity, facts, config, &mut rng).noise {
                     match kind {
@@ -366,6 +495,8 @@ pub(crate) mod tests {
             rate: 0.0,
             wrong_attribute_share: 0.5,
             wrong_colour: WrongColour::Any,
+            wrong_placement: WrongPlacement::Replace,
+            sentences: None,
         };
         for identity in Identity::generate(&mut Rng::new(18), 20) {
             let facts = chosen_facts(&identity.look, &mut rng);

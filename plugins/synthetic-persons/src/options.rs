@@ -3,7 +3,7 @@
 use gadms_plugin::{parse_options, PluginError, Result};
 use serde::Deserialize;
 
-use crate::noise::WrongColour;
+use crate::noise::{WrongColour, WrongPlacement};
 use crate::NAME;
 
 /// Everything that shapes the generated benchmark. The same options give byte-identical
@@ -34,6 +34,14 @@ pub struct Options {
     /// its parts (`"elsewhere"`), to tell apart what an image refutes from what only the
     /// binding of colours to parts refutes.
     pub wrong_colour: WrongColour,
+    /// Whether a wrong attribute takes the place of a true one the caption would have stated
+    /// (`"replace"`, a hallucination the caption makes instead of the truth) or comes beside
+    /// the caption's true facts about a slot it leaves unstated (`"add"`, so that masking
+    /// exactly the noise gives back the clean caption).
+    pub wrong_placement: WrongPlacement,
+    /// Noise sentences drawn for each noisy caption (fewer where an added wrong attribute
+    /// finds no unstated slot left); unset: one, or two with probability 0.25.
+    pub noise_sentences: Option<usize>,
     /// Inject noise into validation and test captions too (off: evaluation queries are clean,
     /// as in the benchmarks whose annotations were checked by hand).
     pub eval_noise: bool,
@@ -55,6 +63,8 @@ impl Default for Options {
             noise_rate: 0.3,
             wrong_attribute_share: 0.5,
             wrong_colour: WrongColour::Any,
+            wrong_placement: WrongPlacement::Replace,
+            noise_sentences: None,
             eval_noise: false,
             height: 96,
             width: 32,
@@ -94,6 +104,9 @@ impl Options {
             if !(0.0..=1.0).contains(&value) {
                 return invalid(format!("`{key}` must lie in [0, 1], got {value}"));
             }
+        }
+        if self.noise_sentences == Some(0) {
+            return invalid("`noise_sentences` must be at least 1 (leave it out for one or two)".into());
         }
         if self.height < MIN_HEIGHT || self.width < MIN_WIDTH {
             return invalid(format!(

@@ -78,7 +78,7 @@ impl TokenScores {
                         })
                         .collect(),
                     scores: scores[words.clone()].to_vec(),
-                    noise_masked: words.clone().map(|p| views.alignment[p] != ids[p]).collect(),
+                    noise_masked: cut_positions(ids, &views.alignment)[words.clone()].to_vec(),
                     mtp_masked: words
                         .clone()
                         .map(|p| views.mtp.as_ref().is_some_and(|m| m.labels[p] != 0))
@@ -99,5 +99,51 @@ impl TokenScores {
     /// of the figure).
     pub fn read(run_dir: &Path) -> Option<Self> {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join(Self::FILE)).ok()?).ok()
+    }
+}
+
+/// Which positions of the clean caption `ids` the alignment text changed or left out. A
+/// masked text keeps every position, so the two compare position by position; a noise cut
+/// that dropped tokens leaves the rest in order, closed up, so the text is walked as a
+/// subsequence of the caption instead.
+fn cut_positions(ids: &[i64], alignment: &[i64]) -> Vec<bool> {
+    let eot = |tokens: &[i64]| tokens.iter().position(|&t| t == Tokenizer::EOT);
+    if eot(ids) == eot(alignment) {
+        return ids.iter().zip(alignment).map(|(c, a)| c != a).collect();
+    }
+    let mut rest = alignment.iter().peekable();
+    ids.iter()
+        .map(|t| {
+            let kept = rest.peek() == Some(&t);
+            if kept {
+                rest.next();
+            }
+            !kept
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EOT: i64 = Tokenizer::EOT;
+
+    #[test]
+    fn a_masked_text_is_compared_position_by_position() {
+        let ids = [1, 10, 11, 10, EOT, 0];
+        assert_eq!(
+            cut_positions(&ids, &[1, 10, 9, 10, EOT, 0]),
+            [false, false, true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn a_text_with_dropped_tokens_marks_the_dropped_ones() {
+        let ids = [1, 10, 11, 10, 12, EOT, 0];
+        assert_eq!(
+            cut_positions(&ids, &[1, 10, 12, EOT, 0, 0, 0]),
+            [false, false, true, true, false, false, false]
+        );
     }
 }

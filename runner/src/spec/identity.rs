@@ -91,6 +91,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Whether the upstream run has finished with its current identity. A finished run whose
+    /// recipe changed since is not: `run` trains it again before its weights are read.
+    pub fn is_done(&self) -> bool {
+        crate::store::RunDir::at(self.run_dir.clone())
+            .status()
+            .is_some_and(|s| s.hash == self.hash && s.state == crate::store::State::Done)
+    }
+
     /// The weights file this run starts from.
     pub fn weights(&self) -> PathBuf {
         self.run_dir

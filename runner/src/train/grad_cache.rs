@@ -170,7 +170,6 @@ impl StepParts<'_> {
         stages: &mut Stages,
     ) -> Result<(Weighed, Vec<Tensor>), StepError> {
         let (weighed, surrogate) = self.run(|| -> Result<(Weighed, Tensor), StepError> {
-            let eos = TextTransformer::eos_positions(&batch.clean);
             let image_tokens = step::encode_image(self.clip, batch, stages);
             // Terms whose gradients at the features are the cached ones.
             let mut surrogate = Vec::new();
@@ -178,7 +177,7 @@ impl StepParts<'_> {
                 surrogate.push(dot(&image_tokens, &at.image_tokens));
             }
             let text_eos = match at.text_eos.defined() {
-                true => step::encode_alignment(self.clip, batch, &eos, stages),
+                true => step::encode_alignment(self.clip, batch, stages),
                 false => Tensor::new(),
             };
             if text_eos.defined() {
@@ -228,9 +227,7 @@ fn encode_all(parts: &StepParts<'_>, micro: &[Batch], stages: &mut Stages) -> Re
             &tokens,
             stages,
         )?);
-        text_eos.push(tch::no_grad(|| {
-            step::encode_alignment(parts.clip, batch, &eos, stages)
-        }));
+        text_eos.push(tch::no_grad(|| step::encode_alignment(parts.clip, batch, stages)));
         image_tokens.push(tokens);
     }
     let pids: Vec<&Tensor> = micro.iter().map(|b| &b.pids).collect();

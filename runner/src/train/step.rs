@@ -101,7 +101,7 @@ pub fn forward(
     let eos = TextTransformer::eos_positions(&batch.clean); // [B]
     let image_tokens = encode_image(clip, batch, stages); // [B, 1+N, E]
     let scores = scores(clip, masking, batch, &eos, &image_tokens, stages)?;
-    let text_eos = encode_alignment(clip, batch, &eos, stages); // [B, E]
+    let text_eos = encode_alignment(clip, batch, stages); // [B, E]
     let mtp_tokens = encode_mtp(clip, losses.iter(), batch, stages)?;
 
     let image_cls = gather_rows_with_grad(collective, &image_tokens.select(1, 0))?; // [W·B, E]
@@ -129,10 +129,11 @@ pub(super) fn encode_image(clip: &Clip, batch: &Batch, stages: &mut Stages) -> T
     tokens
 }
 
-/// The alignment text's feature at the clean caption's EOS `[B, E]`.
-pub(super) fn encode_alignment(clip: &Clip, batch: &Batch, eos: &Tensor, stages: &mut Stages) -> Tensor {
+/// The alignment text's feature at its own EOS `[B, E]`: the clean caption's position when
+/// masking replaced tokens, an earlier one when a noise cut dropped some.
+pub(super) fn encode_alignment(clip: &Clip, batch: &Batch, stages: &mut Stages) -> Tensor {
     let tokens = clip.text.encode_tokens(&batch.alignment); // [B, L, E]
-    let features = TextTransformer::at_eos(&tokens, eos);
+    let features = TextTransformer::at_eos(&tokens, &TextTransformer::eos_positions(&batch.alignment));
     stages.lap(Stage::Alignment);
     features
 }

@@ -63,6 +63,31 @@ fn the_deterministic_noise_mask_masks_every_noise_token_and_nothing_else() {
 }
 
 #[test]
+fn the_dropping_noise_cut_leaves_the_caption_without_its_noise() {
+    let s = strategy("scorer = \"oracle\"\nnoise_deterministic = true\nnoise_drop = true");
+    let (tokens, _, scores) = caption();
+    let views = s.mask(&tokens, &scores, &mut Rng::new(0)).unwrap();
+    assert_eq!(views.alignment, vec![98, 10, 11, 14, 15, 17, 99, 0, 0, 0, 0, 0]);
+    let eot = views
+        .alignment
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, &t)| t)
+        .unwrap()
+        .0;
+    assert_eq!(eot, 6, "the EOT, the largest id, moved up with the text");
+}
+
+#[test]
+fn a_dropping_noise_cut_needs_the_deterministic_cut() {
+    match create::<GadmsOptions>(&ctx(), "scorer = \"oracle\"\nnoise_drop = true") {
+        Err(PluginError::Options { message, .. }) => assert!(message.contains("noise_drop"), "{message}"),
+        Err(e) => panic!("not an options error: {e}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
 fn the_probabilistic_oracle_masks_noise_only_as_its_probabilities_allow() {
     let s = strategy("scorer = \"oracle\"");
     let (tokens, noise, scores) = caption();
