@@ -635,7 +635,12 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
 #[test]
 fn the_quickstart_specs_validate() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/quickstart");
-    for spec in ["pretrain-clip.toml", "noise-effect.toml", "demo.toml", "ablation-masking.toml"] {
+    for spec in [
+        "pretrain-clip.toml",
+        "noise-effect.toml",
+        "demo.toml",
+        "ablation-masking.toml",
+    ] {
         let (out, text) = cli::gadms_run([OsStr::new("validate"), quickstart.join(spec).as_os_str()]);
         assert!(out.status.success(), "{spec}: {text}");
     }
