@@ -157,6 +157,7 @@ mod tests {
             ("wrong_attribute_share = -0.1", "wrong_attribute_share"),
             ("images_per_id = 0", "images_per_id"),
             ("captions_per_image = 0", "captions_per_image"),
+            ("noise_sentences = 0", "noise_sentences"),
             ("height = 8", "height"),
         ] {
             let err = Options::parse(text).unwrap_err().to_string();
