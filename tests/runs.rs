@@ -699,19 +699,22 @@ fn train_losses(dir: &Path, variant: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The `run` arguments that train one epoch of the `ga-dms` variant, without warm-up.
+const ONE_GA_DMS_EPOCH: [&str; 6] = [
+    "--only",
+    "ga-dms",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.warmup_epochs=0",
+];
+
 /// `train.precision = "bf16"` changes the numbers a run computes (a CPU run otherwise repeats
 /// exactly from its seed), and only by bf16's rounding.
 #[test]
 fn a_run_trains_under_bf16_autocast() {
     let dir = setup("bf16");
-    let one_epoch = [
-        "--only",
-        "ga-dms",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.warmup_epochs=0",
-    ];
+    let one_epoch = ONE_GA_DMS_EPOCH;
     let (out, text) = run(&dir, &one_epoch);
     assert!(out.status.success(), "{text}");
     let fp32 = train_losses(&dir, "ga-dms");
@@ -743,14 +746,7 @@ fn profiled_ga_dms_epoch(dir: &Path, extra: &[&str]) -> (Output, String) {
         .env("GADMS_PROFILE_STAGES", "1")
         .arg("run")
         .arg(dir.join("spec.toml"))
-        .args([
-            "--only",
-            "ga-dms",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "train.warmup_epochs=0",
-        ])
+        .args(ONE_GA_DMS_EPOCH)
         .args(extra);
     cli::output(command)
 }

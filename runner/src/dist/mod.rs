@@ -122,3 +122,11 @@ impl DistError {
         })
     }
 }
+
+/// An environment of `vars` for the tests of the parsers that read one (`from_vars`).
+#[cfg(test)]
+fn environment(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: std::collections::HashMap<String, String> =
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| vars.get(name).cloned()
+}

@@ -256,14 +256,11 @@ impl Rendezvous {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
+    use crate::dist::environment;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Option<Rendezvous>, DistError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Rendezvous::from_vars(|name| vars.get(name).cloned())
+        Rendezvous::from_vars(environment(vars))
     }
 
     #[test]
@@ -307,9 +304,7 @@ mod tests {
     }
 
     fn parse_with_slurm(vars: &[(&str, &str)]) -> Result<Option<Rendezvous>, DistError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Rendezvous::from_env_or_step(|name| vars.get(name).cloned(), Path::new("/shared/exp"))
+        Rendezvous::from_env_or_step(environment(vars), Path::new("/shared/exp"))
     }
 
     const SRUN_TASK_1_OF_2: [(&str, &str); 6] = [

@@ -104,14 +104,11 @@ impl Step {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
+    use crate::dist::environment;
 
     fn step(vars: &[(&str, &str)]) -> Result<Option<Step>, DistError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Step::from_vars(|name| vars.get(name).cloned())
+        Step::from_vars(environment(vars))
     }
 
     /// What srun sets for the second of two tasks on one node (checked on SLURM 22.05).
