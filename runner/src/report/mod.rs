@@ -88,7 +88,7 @@ pub fn write_experiment(experiment: &StoredExperiment) -> Result<Report, ReportE
     )?;
     let stats = charts::Stats::of(&tables)?;
     let mut files = written.files.clone();
-    let diagnostics = diagnostics::table(experiment, &stats);
+    let diagnostics = diagnostics::table(experiment, &stats)?;
     if let Some(d) = &diagnostics {
         files.push(save(dir, "diagnostics.md", &d.to_markdown())?);
         files.push(save(dir, "diagnostics.tex", &d.to_latex())?);

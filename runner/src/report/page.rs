@@ -54,7 +54,10 @@ pub fn render(
         s += &d.to_markdown();
         s += "\nThe share of the oracle's gain says how much of what masking the noise can win \
               back on this data a variant wins; it means little unless the oracle's gain is above \
-              its spread. Also as `diagnostics.tex`; per epoch in `curves.csv`.\n\n";
+              its spread. Of the two spreads, the per-seed differences' is the gain's own; the seeds' \
+              spread of the means also holds what a seed does to every variant alike, so a gain \
+              above it is clear even to a reader who compares the means alone. Also as \
+              `diagnostics.tex`; per epoch in `curves.csv`.\n\n";
     }
 
     if !charts.is_empty() {

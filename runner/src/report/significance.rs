@@ -78,11 +78,8 @@ impl Test {
 pub fn paired_t(a: &[f64], b: &[f64]) -> Option<Test> {
     let d: Vec<f64> = a.iter().zip(b).map(|(a, b)| a - b).collect();
     let k = d.len();
-    if k < 2 {
-        return None;
-    }
     let mean = d.iter().sum::<f64>() / k as f64;
-    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+    let var = sample_variance(&d)?;
     let scale = a.iter().chain(b).fold(0.0f64, |m, x| m.max(x.abs()));
     if var.sqrt() <= 1e-9 * scale {
         return None;
@@ -95,6 +92,16 @@ pub fn paired_t(a: &[f64], b: &[f64]) -> Option<Test> {
         statistic: Some(statistic),
         p: 2.0 * (1.0 - t.cdf(statistic.abs())),
     })
+}
+
+/// The sample variance (n − 1 in the denominator); `None` below two values.
+pub fn sample_variance(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    Some(values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64)
 }
 
 /// The paired bootstrap over queries of `a` against `b` (per-query values of one metric, in
