@@ -365,7 +365,10 @@ fn the_diagnostics_measure_each_variant_against_the_oracle() {
     ] {
         assert!(masked.contains(cell), "{masked} lacks {cell}");
     }
-    assert!(row("scored").contains("| 8.25 | — | 100 % |"), "one seed, no spread: {table}");
+    assert!(
+        row("scored").contains("| 8.25 | — | 100 % |"),
+        "one seed, no spread: {table}"
+    );
     assert!(
         row("plain").contains("| 0.00 | 2.00 | 0 % |"),
         "the baseline's gain has no spread of its own: {table}"

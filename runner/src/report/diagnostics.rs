@@ -33,7 +33,9 @@ type SeedValues = HashMap<(String, String), BTreeMap<u64, f64>>;
 fn seed_values(experiment: &StoredExperiment) -> Result<SeedValues, ReportError> {
     let mut out = SeedValues::new();
     for f in finals(experiment)?.into_iter().filter(|f| f.metric == METRIC) {
-        out.entry((f.variant, f.dataset)).or_default().insert(f.seed, f.value);
+        out.entry((f.variant, f.dataset))
+            .or_default()
+            .insert(f.seed, f.value);
     }
     Ok(out)
 }
