@@ -738,6 +738,34 @@ fn a_run_trains_under_bf16_autocast() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `losses.mtp.vocabulary = "captions"` trains: the runner hands the training captions'
+/// tokens to the loss (without them it refuses to train), and the first step's MTP loss,
+/// from the same weights and draws, is below the full vocabulary's (a smaller normaliser).
+#[test]
+fn an_mtp_over_the_caption_tokens_trains_with_the_captions_tokens() {
+    let dir = setup("mtp-captions");
+    let first_mtp_loss = |extra: &[&str]| {
+        let args: Vec<&str> = ONE_GA_DMS_EPOCH
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let (out, text) = run(&dir, &args);
+        assert!(out.status.success(), "{text}");
+        metrics(&dir.join("out/tiny/runs/ga-dms/seed-3"))
+            .into_iter()
+            .find(|r| r["kind"] == "train")
+            .and_then(|r| r["loss/mtp"].as_f64())
+            .unwrap_or_else(|| panic!("no MTP loss logged: {text}"))
+    };
+    let full = first_mtp_loss(&[]);
+    let captions = first_mtp_loss(&["--set", "losses.mtp.vocabulary=\"captions\""]);
+    assert!(
+        captions.is_finite() && captions < full,
+        "captions {captions} vs full {full}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// One epoch of the `ga-dms` variant in `dir` with the stage profile on, and `extra`
 /// arguments.
 fn profiled_ga_dms_epoch(dir: &Path, extra: &[&str]) -> (Output, String) {

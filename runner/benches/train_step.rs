@@ -99,6 +99,7 @@ fn time_steps(case: &Case, plugins: &PluginSet, masking: &str, steps: usize, pre
         embed_dim: c.embed_dim,
         vocab,
         num_classes: case.batch,
+        caption_tokens: None,
     };
     let build = |n: &str, o: &str| plugins.loss(n).unwrap().build(&vs.root(), &ctx, o).unwrap();
     let losses = vec![

@@ -115,15 +115,17 @@ pub fn code(plugins: &PluginSet, config: &RunConfig) -> Vec<PluginCode> {
 }
 
 /// Builds every loss of `config` under `root` (parameter names at the reference's top level),
-/// except those switched off (see [`built_losses`]).
+/// except those switched off (see [`built_losses`]); for training, on captions made of
+/// `caption_tokens` ([`crate::data::loader::TokenizedSplit::token_ids`]).
 pub fn losses(
     plugins: &PluginSet,
     config: &RunConfig,
     model: &ModelConfig,
     root: &nn::Path,
     num_classes: i64,
+    caption_tokens: Option<Vec<i64>>,
 ) -> Result<Vec<WeightedLoss>, ComponentError> {
-    let ctx = loss_context(model, num_classes);
+    let ctx = loss_context(model, num_classes, caption_tokens);
     built_losses(config)
         .map(|(name, l, plugin)| {
             Ok(WeightedLoss {
@@ -143,7 +145,7 @@ pub fn losses_apart(
     model: &ModelConfig,
     num_classes: i64,
 ) -> Result<Vec<(String, nn::VarStore)>, ComponentError> {
-    let ctx = loss_context(model, num_classes);
+    let ctx = loss_context(model, num_classes, None);
     built_losses(config)
         .map(|(name, l, plugin)| {
             let vs = nn::VarStore::new(tch::Device::Cpu);
@@ -153,11 +155,12 @@ pub fn losses_apart(
         .collect()
 }
 
-fn loss_context(model: &ModelConfig, num_classes: i64) -> LossContext {
+fn loss_context(model: &ModelConfig, num_classes: i64, caption_tokens: Option<Vec<i64>>) -> LossContext {
     LossContext {
         embed_dim: model.embed_dim,
         vocab: vocab(model),
         num_classes,
+        caption_tokens: caption_tokens.map(Into::into),
     }
 }
 
@@ -223,8 +226,9 @@ pub fn check(plugins: &PluginSet, plan: &RunPlan, base_dir: &Path) -> Result<Vec
     config.train.augment.validate().map_err(ComponentError::Train)?;
     let strategy = masking(plugins, &config.masking, &model)?;
     let scratch = nn::VarStore::new(tch::Device::Cpu);
-    // One class is enough to validate a classifier's options; the real count comes from the data.
-    losses(plugins, config, &model, &scratch.root(), 1)?;
+    // One class is enough to validate a classifier's options; the real count and the caption
+    // tokens come from the data.
+    losses(plugins, config, &model, &scratch.root(), 1, None)?;
     let train = dataset(plugins, "data.train", &config.data.train, base_dir)?;
     require_noise_labels(config, strategy.as_ref(), train.as_ref())?;
     for (i, e) in config.data.eval.iter().enumerate() {

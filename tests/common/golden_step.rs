@@ -58,6 +58,7 @@ impl GoldenStep {
             embed_dim: self.config.embed_dim,
             vocab: Vocab::clip_layout(self.config.vocab_size),
             num_classes: int(self.golden.model_config(), "num_classes"),
+            caption_tokens: None,
         };
         let loss = self
             .plugins

@@ -52,6 +52,7 @@ impl Fixture {
             embed_dim: int("embed_dim"),
             vocab,
             num_classes: int("num_classes"),
+            caption_tokens: None,
         };
         let label_positions = io["input/mlm_labels"].reshape([-1]).nonzero().squeeze_dim(1);
         let mtp_tokens = encode_text(&golden, &params, &io["input/mlm_ids"]);

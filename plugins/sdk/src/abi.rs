@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 
 /// Bumped whenever the C-level contract (symbol names or signatures) changes, and whenever
 /// a trait that crosses the boundary gains, loses or reorders a method: its vtable changes
-/// while the fingerprint (which pins the SDK's crate version, not its contents) may not.
+/// while the fingerprint (which pins the SDK's crate version, not its contents) may not;
+/// likewise whenever a struct that crosses it gains, loses or reorders a field.
 /// 2: `Dataset::source_files`. 3: `Dataset::labels_noise`, `MaskingStrategy::noise_label_scores`.
-pub const ABI_VERSION: u32 = 3;
+/// 4: `LossContext::caption_tokens`.
+pub const ABI_VERSION: u32 = 4;
 
 /// `extern "C" fn() -> u32`, returns [`ABI_VERSION`] as the plugin was built.
 pub const ABI_SYMBOL: &str = "gadms_plugin_abi_version";

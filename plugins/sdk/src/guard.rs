@@ -275,6 +275,7 @@ mod tests {
             embed_dim: 4,
             vocab: VOCAB,
             num_classes: 1,
+            caption_tokens: None,
         };
         Guarded(f.clone()).build(&store.root(), &ctx, "")
     }

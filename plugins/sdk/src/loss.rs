@@ -2,19 +2,25 @@
 //! transformer and the MLM head, the ID loss its classifier) under the `nn::Path` the runner
 //! gives it, so they are trained, checkpointed and loaded by name like the backbone's.
 
+use std::sync::Arc;
+
 use tch::Tensor;
 
 use crate::masking::Vocab;
 use crate::Result;
 
 /// What a loss needs to know to build its parameters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LossContext {
     /// Joint embedding width E.
     pub embed_dim: i64,
     pub vocab: Vocab,
     /// Number of training identities (for classifiers).
     pub num_classes: i64,
+    /// Every token id that occurs in the training captions, ascending, when the runner builds
+    /// the loss for training (`None` where it only lists a loss's parameters). Every MTP
+    /// label is one of them: a label is a caption's own token at a masked position.
+    pub caption_tokens: Option<Arc<[i64]>>,
 }
 
 /// The step's features, all on the training device. Unless noted, features are float32

@@ -114,6 +114,19 @@ impl TokenizedSplit {
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
+
+    /// Every token id of the captions but the padding (0), ascending: what a loss can
+    /// restrict its vocabulary to (`LossContext::caption_tokens`).
+    pub fn token_ids(&self) -> Vec<i64> {
+        let ids: std::collections::BTreeSet<i64> = self
+            .tokens
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&id| id != 0)
+            .collect();
+        ids.into_iter().collect()
+    }
 }
 
 /// A collated batch on the host.

@@ -127,7 +127,14 @@ impl<'a> Run<'a> {
 
         let vs = nn::VarStore::new(device);
         let clip = Clip::new(&vs.root(), &model_cfg);
-        let losses = components::losses(plugins, cfg, &model_cfg, &vs.root(), num_classes)?;
+        let losses = components::losses(
+            plugins,
+            cfg,
+            &model_cfg,
+            &vs.root(),
+            num_classes,
+            Some(train_split.token_ids()),
+        )?;
         if let Some(file) = plan.init_file(base_dir) {
             let expected = Expected::build(plugins, cfg, &model_cfg, &vs, Some(num_classes))?;
             let fresh = init::load(&vs, &file, &model_cfg, &expected).map_err(Box::new)?;

@@ -21,9 +21,17 @@ impl MlmHead {
         }
     }
 
-    /// Vocabulary logits `[M, V]` of decoded rows `[M, E]`.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.fc
-            .forward(&self.ln.forward(&quick_gelu(&self.dense.forward(x))))
+    /// Vocabulary logits of decoded rows `[M, E]`: over every token `[M, V]`, or over the
+    /// tokens `classes` `[C]` int64 only `[M, C]` (their rows of `fc`, so the weights keep the
+    /// reference's shape and names).
+    pub fn forward(&self, x: &Tensor, classes: Option<&Tensor>) -> Tensor {
+        let hidden = self.ln.forward(&quick_gelu(&self.dense.forward(x)));
+        match classes {
+            None => self.fc.forward(&hidden),
+            Some(ids) => hidden.linear(
+                &self.fc.weight.index_select(0, ids),
+                Some(&self.fc.bias.index_select(0, ids)),
+            ),
+        }
     }
 }

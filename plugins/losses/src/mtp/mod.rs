@@ -5,13 +5,18 @@
 //! (decisions.md): the data pipeline hands their flat positions over, so selecting them needs
 //! no host sync, and the mean cross-entropy over them equals the reference's cross-entropy
 //! with `ignore_index = 0` over every row.
+//!
+//! With `vocabulary = "captions"` the softmax runs over the tokens of the training captions
+//! only (decisions.md): a few hundred on generated captions instead of CLIP's 49 408, where
+//! the full projection is most of a CPU step's MTP cost. It is not the reference's loss: the
+//! tokens no caption holds, which no label can be, leave the normaliser.
 
 mod decoder;
 mod head;
 
 use gadms_plugin::loss::{Loss, LossContext, LossFactory, LossInputs, LossOutput};
 use gadms_plugin::nn::BlockInit;
-use gadms_plugin::tch::{nn, Tensor};
+use gadms_plugin::tch::{nn, Device, Tensor};
 use gadms_plugin::{parse_options, PluginError, Result};
 use serde::Deserialize;
 
@@ -29,6 +34,8 @@ struct Options {
     depth: i64,
     /// Attention heads of the cross-attention and of every block; `embed_dim / 64` when unset.
     heads: Option<i64>,
+    /// The tokens the head predicts over.
+    vocabulary: Vocabulary,
 }
 
 impl Default for Options {
@@ -36,8 +43,55 @@ impl Default for Options {
         Self {
             depth: 4,
             heads: None,
+            vocabulary: Vocabulary::Full,
         }
     }
+}
+
+/// `vocabulary`: what the softmax of the masked tokens runs over.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Vocabulary {
+    /// Every token, as the reference.
+    Full,
+    /// The tokens of the training captions (`LossContext::caption_tokens`).
+    Captions,
+}
+
+/// The head's classes under `vocabulary = "captions"`.
+pub(crate) struct Classes {
+    /// The caption tokens, ascending `[C]` int64: the rows of `fc` projected to.
+    ids: Tensor,
+    /// Each vocabulary id's class `[V]` int64; −1 for an id no caption holds.
+    class_of: Tensor,
+}
+
+impl Classes {
+    fn new(tokens: &[i64], vocab_size: i64, device: Device) -> Result<Self> {
+        let mut class_of = vec![-1i64; vocab_size as usize];
+        for (class, &id) in tokens.iter().enumerate() {
+            let slot = usize::try_from(id)
+                .ok()
+                .and_then(|i| class_of.get_mut(i))
+                .ok_or_else(|| {
+                    PluginError::Data(format!(
+                        "`mtp`: caption token {id} lies outside the model's vocabulary of {vocab_size}"
+                    ))
+                })?;
+            *slot = class as i64;
+        }
+        Ok(Self {
+            ids: Tensor::from_slice(tokens).to_device(device),
+            class_of: Tensor::from_slice(&class_of).to_device(device),
+        })
+    }
+}
+
+/// What the head projects to: the whole vocabulary, or the caption tokens (`None` where the
+/// loss was built without them, to list its parameters: training it is then an error).
+enum Head {
+    Vocabulary,
+    Captions(Option<Classes>),
 }
 
 pub(crate) struct Factory;
@@ -51,6 +105,7 @@ impl LossFactory for Factory {
 pub(crate) struct Mtp {
     pub decoder: CrossModalDecoder,
     pub head: MlmHead,
+    classes: Head,
     embed_dim: i64,
 }
 
@@ -68,12 +123,39 @@ impl Mtp {
                 ),
             });
         }
+        let classes = match options.vocabulary {
+            Vocabulary::Full => Head::Vocabulary,
+            Vocabulary::Captions => Head::Captions(
+                ctx.caption_tokens
+                    .as_deref()
+                    .map(|tokens| Classes::new(tokens, ctx.vocab.size, path.device()))
+                    .transpose()?,
+            ),
+        };
         let init = BlockInit::clip(width, options.depth);
         Ok(Self {
             decoder: CrossModalDecoder::new(path, width, options.depth, heads, &init),
             head: MlmHead::new(&(path / "mlm_head"), width, ctx.vocab.size, &init),
+            classes,
             embed_dim: width,
         })
+    }
+
+    /// The logits of the decoded rows `[M, E]` and their targets: vocabulary ids `[M]`, or
+    /// under `vocabulary = "captions"` the classes of those ids.
+    fn logits_and_targets(&self, rows: &Tensor, labels: Tensor) -> Result<(Tensor, Tensor)> {
+        match &self.classes {
+            Head::Vocabulary => Ok((self.head.forward(rows, None), labels)),
+            Head::Captions(Some(c)) => Ok((
+                self.head.forward(rows, Some(&c.ids)),
+                c.class_of.index_select(0, &labels),
+            )),
+            Head::Captions(None) => Err(PluginError::Data(
+                "`mtp` with `vocabulary = \"captions\"` needs the training captions' tokens, which \
+                 the runner hands over when it trains; this loss was built without them"
+                    .to_string(),
+            )),
+        }
     }
 }
 
@@ -82,8 +164,8 @@ impl Loss for Mtp {
         true
     }
 
-    /// Mean cross-entropy of the vocabulary logits at the labelled rows `[M, V]` against their
-    /// labels `[M]`, with the argmax accuracy there as `mlm_acc`. With no labelled row the
+    /// Mean cross-entropy of the vocabulary logits at the labelled rows `[M, V]` (or `[M, C]`
+    /// over the caption tokens) against their labels `[M]`, with the argmax accuracy there as `mlm_acc`. With no labelled row the
     /// mean is NaN, as in the reference.
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let view = MtpView::new(inputs, self.embed_dim)?;
@@ -94,9 +176,13 @@ impl Loss for Mtp {
         let rows = decoded
             .f_index_select(0, view.positions)
             .map_err(PluginError::tensor("mtp labelled rows"))?; // [M, E]
-        let targets = view.labels.reshape([-1]).index_select(0, view.positions); // [M]
-        let logits = self.head.forward(&rows); // [M, V]
-        let loss = cross_entropy(&logits, &targets, "mtp cross-entropy over the vocabulary")?;
+        let labels = view.labels.reshape([-1]).index_select(0, view.positions); // [M]
+        let (logits, targets) = self.logits_and_targets(&rows, labels)?; // [M, V or C], [M]
+        let loss = cross_entropy(
+            &logits,
+            &targets,
+            "mtp cross-entropy (under `vocabulary = \"captions\"`, is a label no caption token?)",
+        )?;
         Ok(LossOutput {
             loss,
             metrics: vec![("mlm_acc".to_string(), accuracy(&logits, &targets))],
@@ -181,7 +267,7 @@ mod tests {
             .forward(inputs.mtp_tokens.unwrap(), inputs.image_tokens);
         fx.check("output/cross_former_out", &decoded);
         let rows = decoded.reshape([-1, fx.ctx.embed_dim]).index_select(0, positions);
-        let logits = mtp.head.forward(&rows);
+        let logits = mtp.head.forward(&rows, None);
         fx.check("output/mlm_scores_at_labels", &logits);
         let name = "output/mlm_pred_all";
         let reference_pred = fx.tensor(name).index_select(0, positions);
@@ -264,6 +350,109 @@ mod tests {
                     "`{name}`: outside U(±1/√{fan_in})"
                 );
             }
+        }
+    }
+
+    /// The labels of the golden step, ascending and without repeats, and the loss built over
+    /// them plus `extra` ids as its caption tokens.
+    fn over_caption_tokens(fx: &Fixture, keep: impl Fn(i64) -> bool, extra: &[i64]) -> (Vec<i64>, Mtp) {
+        let inputs = fx.inputs();
+        let labels = inputs
+            .mtp_labels
+            .unwrap()
+            .reshape([-1])
+            .index_select(0, inputs.mtp_label_positions.unwrap());
+        let mut tokens: Vec<i64> = Vec::<i64>::try_from(&labels).unwrap();
+        tokens.retain(|&t| keep(t));
+        tokens.extend_from_slice(extra);
+        tokens.sort_unstable();
+        tokens.dedup();
+        let ctx = LossContext {
+            caption_tokens: Some(tokens.clone().into()),
+            ..fx.ctx.clone()
+        };
+        let options = format!("{}\nvocabulary = \"captions\"", fx.options(NAME));
+        let mtp = fx.build(NAME, |path, _, _| Mtp::new(path, &ctx, &options));
+        (tokens, mtp)
+    }
+
+    /// `vocabulary = "captions"`: the cross-entropy of the full head's logits at the caption
+    /// tokens' columns only, each label renumbered to its token's place among them.
+    #[test]
+    fn the_captions_vocabulary_is_the_softmax_over_their_tokens() {
+        let fx = Fixture::load();
+        let (tokens, restricted) = over_caption_tokens(&fx, |_| true, &[1, 2, 3]);
+        let inputs = fx.inputs();
+        let positions = inputs.mtp_label_positions.unwrap();
+        let full = build(&fx);
+        let rows = full
+            .decoder
+            .forward(inputs.mtp_tokens.unwrap(), inputs.image_tokens)
+            .reshape([-1, fx.ctx.embed_dim])
+            .index_select(0, positions);
+        let columns = Tensor::from_slice(&tokens);
+        let logits = full.head.forward(&rows, None).index_select(1, &columns);
+        let labels: Vec<i64> = Vec::try_from(
+            inputs
+                .mtp_labels
+                .unwrap()
+                .reshape([-1])
+                .index_select(0, positions),
+        )
+        .unwrap();
+        let classes: Vec<i64> = labels
+            .iter()
+            .map(|l| tokens.binary_search(l).unwrap() as i64)
+            .collect();
+        let expected = logits.cross_entropy_for_logits(&Tensor::from_slice(&classes));
+        let got = restricted.forward(&inputs).unwrap().loss;
+        assert_close("mtp loss over the caption tokens", &got, &expected, Some(1e-5));
+        let whole = full.forward(&inputs).unwrap().loss;
+        assert!(
+            (whole.double_value(&[]) - got.double_value(&[])).abs() > 1e-3,
+            "the full vocabulary's loss is the larger normaliser's: {whole} vs {got}"
+        );
+    }
+
+    #[test]
+    fn a_label_outside_the_caption_tokens_is_an_error() {
+        let fx = Fixture::load();
+        let inputs = fx.inputs();
+        let first = inputs
+            .mtp_labels
+            .unwrap()
+            .reshape([-1])
+            .index_select(0, inputs.mtp_label_positions.unwrap())
+            .int64_value(&[0]);
+        let (_, mtp) = over_caption_tokens(&fx, |t| t != first, &[]);
+        match mtp.forward(&inputs) {
+            Err(PluginError::Tensor { context, .. }) => assert!(context.contains("captions"), "{context}"),
+            Err(e) => panic!("expected a tensor error, got {e}"),
+            Ok(_) => panic!("a label outside the caption tokens was trained on"),
+        }
+    }
+
+    #[test]
+    fn the_captions_vocabulary_needs_the_tokens_and_takes_only_the_models() {
+        let fx = Fixture::load();
+        let vs = nn::VarStore::new(gadms_plugin::tch::Device::Cpu);
+        let options = format!("{}\nvocabulary = \"captions\"", fx.options(NAME));
+        let listed = Mtp::new(&vs.root(), &fx.ctx, &options).unwrap();
+        match listed.forward(&fx.inputs()) {
+            Err(PluginError::Data(message)) => assert!(message.contains("captions' tokens"), "{message}"),
+            Err(e) => panic!("expected a data error, got {e}"),
+            Ok(_) => panic!("trained over the captions' tokens without them"),
+        }
+        let ctx = LossContext {
+            caption_tokens: Some(vec![5, fx.ctx.vocab.size].into()),
+            ..fx.ctx.clone()
+        };
+        match Mtp::new(&vs.root(), &ctx, &options) {
+            Err(PluginError::Data(message)) => {
+                assert!(message.contains("outside the model's vocabulary"), "{message}")
+            }
+            Err(e) => panic!("expected a data error, got {e}"),
+            Ok(_) => panic!("a token beyond the vocabulary was taken"),
         }
     }
 
