@@ -8,8 +8,8 @@
 //!
 //! With `vocabulary = "captions"` the softmax runs over the tokens of the training captions
 //! only (decisions.md): few on generated captions, against CLIP's 49 408, whose projection
-//! is a third of a CPU step with MTP there. It is not the reference's loss: the
-//! tokens no caption holds, which no label can be, leave the normaliser.
+//! is a third of a CPU step with MTP there. It is not the reference's loss: the tokens no
+//! caption holds, which no label can be, leave the normaliser.
 
 mod decoder;
 mod head;
@@ -59,7 +59,7 @@ enum Vocabulary {
 }
 
 /// The head's classes under `vocabulary = "captions"`.
-pub(crate) struct Classes {
+struct Classes {
     /// The caption tokens, ascending `[C]` int64: the rows of `fc` projected to.
     ids: Tensor,
     /// Each vocabulary id's class `[V]` int64; −1 for an id no caption holds.
@@ -89,7 +89,7 @@ impl Classes {
 
 /// What the head projects to: the whole vocabulary, or the caption tokens (`None` where the
 /// loss was built without them, to list its parameters: training it is then an error).
-enum Head {
+enum Projection {
     Vocabulary,
     Captions(Option<Classes>),
 }
@@ -105,7 +105,7 @@ impl LossFactory for Factory {
 pub(crate) struct Mtp {
     pub decoder: CrossModalDecoder,
     pub head: MlmHead,
-    classes: Head,
+    projection: Projection,
     embed_dim: i64,
 }
 
@@ -123,9 +123,9 @@ impl Mtp {
                 ),
             });
         }
-        let classes = match options.vocabulary {
-            Vocabulary::Full => Head::Vocabulary,
-            Vocabulary::Captions => Head::Captions(
+        let projection = match options.vocabulary {
+            Vocabulary::Full => Projection::Vocabulary,
+            Vocabulary::Captions => Projection::Captions(
                 ctx.caption_tokens
                     .as_deref()
                     .map(|tokens| Classes::new(tokens, ctx.vocab.size, path.device()))
@@ -136,7 +136,7 @@ impl Mtp {
         Ok(Self {
             decoder: CrossModalDecoder::new(path, width, options.depth, heads, &init),
             head: MlmHead::new(&(path / "mlm_head"), width, ctx.vocab.size, &init),
-            classes,
+            projection,
             embed_dim: width,
         })
     }
@@ -144,13 +144,13 @@ impl Mtp {
     /// The logits of the decoded rows `[M, E]` and their targets: vocabulary ids `[M]`, or
     /// under `vocabulary = "captions"` the classes of those ids.
     fn logits_and_targets(&self, rows: &Tensor, labels: Tensor) -> Result<(Tensor, Tensor)> {
-        match &self.classes {
-            Head::Vocabulary => Ok((self.head.forward(rows, None), labels)),
-            Head::Captions(Some(c)) => Ok((
+        match &self.projection {
+            Projection::Vocabulary => Ok((self.head.forward(rows, None), labels)),
+            Projection::Captions(Some(c)) => Ok((
                 self.head.forward(rows, Some(&c.ids)),
                 c.class_of.index_select(0, &labels),
             )),
-            Head::Captions(None) => Err(PluginError::Data(
+            Projection::Captions(None) => Err(PluginError::Data(
                 "`mtp` with `vocabulary = \"captions\"` needs the training captions' tokens, which \
                  the runner hands over when it trains; this loss was built without them"
                     .to_string(),
@@ -165,8 +165,8 @@ impl Loss for Mtp {
     }
 
     /// Mean cross-entropy of the vocabulary logits at the labelled rows `[M, V]` (or `[M, C]`
-    /// over the caption tokens) against their labels `[M]`, with the argmax accuracy there as `mlm_acc`. With no labelled row the
-    /// mean is NaN, as in the reference.
+    /// over the caption tokens) against their labels `[M]`, with the argmax accuracy there as
+    /// `mlm_acc`. With no labelled row the mean is NaN, as in the reference.
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let view = MtpView::new(inputs, self.embed_dim)?;
         let decoded = self
