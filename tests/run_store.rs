@@ -215,7 +215,19 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
         "{provenance}"
     );
     assert_eq!(session["command"][1], "run", "{session}");
-    assert_eq!(session["precision"], "fp32", "{session}");
+    // `train.precision` is left at `auto`: the device's own precision, said in the record
+    // and the log.
+    let (precision, on) = if tch::Cuda::is_available() {
+        ("bf16", "CUDA")
+    } else {
+        ("fp32", "the CPU")
+    };
+    assert_eq!(session["precision"], precision, "{session}");
+    let log = std::fs::read_to_string(run_path.join("run.log")).unwrap();
+    assert!(
+        log.contains(&format!("precision {precision} (auto on {on})")),
+        "{log}"
+    );
     assert_eq!(session["outcome"], "done", "{session}");
     assert!(
         session["wall_s"].as_f64().unwrap() > 0.0 && session["ended"].is_string(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::images::Augment;
 use crate::model::ModelConfig;
 use crate::train::optim::AdamConfig;
-use crate::train::precision::Precision;
+use crate::train::precision::PrecisionChoice;
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,8 +231,9 @@ pub struct TrainConfig {
     pub adam: AdamConfig,
     /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// `fp32`, or `bf16` autocast around the forward (fp32 master weights).
-    pub precision: Precision,
+    /// `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, or `bf16` autocast around the
+    /// forward (fp32 master weights).
+    pub precision: PrecisionChoice,
     /// Steps between log points (the only host reads of losses in an epoch).
     pub log_every: usize,
     /// Data-loading worker threads.
@@ -270,7 +271,7 @@ impl Default for TrainConfig {
             warmup_factor: 0.1,
             adam: AdamConfig::default(),
             device: "auto".into(),
-            precision: Precision::Fp32,
+            precision: PrecisionChoice::Auto,
             log_every: 20,
             workers: 2,
             eval_batch_size: 256,

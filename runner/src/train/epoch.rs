@@ -155,7 +155,7 @@ impl Run<'_> {
             masking: self.masking.as_ref(),
             losses: &self.losses,
             collective: &*self.collective,
-            precision: self.plan.config.train.precision,
+            precision: self.precision,
             device: self.device,
         };
         if let [batch] = batches {

@@ -1,7 +1,8 @@
 //! Mixed precision: fp32 master weights and optimizer, with an autocast region around the
 //! forward. `bf16` autocast runs matrix multiplications in bfloat16 while softmax,
-//! LayerNorm and losses stay fp32. On CUDA this is decisions.md's default for speed. On CPUs
-//! with AVX-512 BF16 it multiplies about 2.5× faster. Parity tests use fp32.
+//! LayerNorm and losses stay fp32. It is the default on CUDA, whose tensor cores run it
+//! many times faster than fp32; CPUs default to fp32 (those with AVX-512 BF16 multiply about
+//! 2.5× faster in bf16, when a spec asks for it). Parity tests use fp32.
 //!
 //! tch only toggles CUDA autocast with libtorch's default dtype (fp16), so the region is
 //! entered through a few lines of C++ (`runner/csrc/autocast.cpp`).
@@ -11,13 +12,44 @@ use std::os::raw::c_int;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-/// `train.precision`.
+/// `train.precision`, as a spec writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Precision {
+pub enum PrecisionChoice {
+    /// The device's own precision: bf16 autocast on CUDA, fp32 on the CPU. Like the device,
+    /// it is placement: a spec left at `auto` is one experiment wherever it trains, and each
+    /// session's record says which precision it used. `fp32` or `bf16` pins it.
     #[default]
+    Auto,
     Fp32,
     Bf16,
+}
+
+impl PrecisionChoice {
+    /// The precision a run trains in on `device`.
+    pub fn on(self, device: Device) -> Precision {
+        match self {
+            Self::Auto if device.is_cuda() => Precision::Bf16,
+            Self::Auto | Self::Fp32 => Precision::Fp32,
+            Self::Bf16 => Precision::Bf16,
+        }
+    }
+}
+
+/// The precision a run trains in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    Bf16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+        })
+    }
 }
 
 extern "C" {
@@ -80,6 +112,18 @@ mod tests {
     use crate::model::{Clip, ModelConfig};
     use crate::train::stages::Stages;
     use crate::train::step::{self, Batch, WeightedLoss};
+
+    #[test]
+    fn auto_is_bf16_on_cuda_and_fp32_on_the_cpu_and_a_pinned_choice_holds_everywhere() {
+        let cuda = Device::Cuda(0);
+        assert_eq!(PrecisionChoice::default(), PrecisionChoice::Auto);
+        assert_eq!(PrecisionChoice::Auto.on(cuda), Precision::Bf16);
+        assert_eq!(PrecisionChoice::Auto.on(Device::Cpu), Precision::Fp32);
+        for device in [cuda, Device::Cpu] {
+            assert_eq!(PrecisionChoice::Fp32.on(device), Precision::Fp32);
+            assert_eq!(PrecisionChoice::Bf16.on(device), Precision::Bf16);
+        }
+    }
 
     #[test]
     fn bf16_autocast_runs_matmuls_in_bf16_and_restores_fp32_after() {

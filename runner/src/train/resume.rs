@@ -90,7 +90,7 @@ impl Run<'_> {
             command: provenance::command_line(),
             host: provenance::host(),
             device: self.device_record.clone(),
-            precision: format!("{:?}", self.plan.config.train.precision).to_lowercase(),
+            precision: self.precision.to_string(),
             ranks: self.group.world(),
             started: provenance::now_utc(),
             ended: None,

@@ -11,6 +11,7 @@ use tch::{nn, Device, Tensor};
 
 use super::init::{self, Expected};
 use super::optim::Adam;
+use super::precision::{Precision, PrecisionChoice};
 use super::schedule::LrSchedule;
 use super::scores::ScoreStore;
 use super::step::WeightedLoss;
@@ -65,6 +66,8 @@ pub(super) struct Run<'a> {
     pub model_cfg: ModelConfig,
     pub device: Device,
     pub device_record: DeviceRecord,
+    /// `train.precision` on this device.
+    pub precision: Precision,
     pub tokenizer: Tokenizer,
     pub train_split: Arc<TokenizedSplit>,
     pub evals: Vec<EvalSet>,
@@ -97,6 +100,7 @@ impl<'a> Run<'a> {
             .resolve()
             .map_err(|e| RunError::Config(format!("`model`: {e}")))?;
         let (device, device_record) = place(&t.device, group)?;
+        let precision = t.precision.on(device);
         if t.threads > 0 {
             tch::set_num_threads(t.threads as i32);
         }
@@ -167,8 +171,9 @@ impl<'a> Run<'a> {
         let collective = group.on_device(device)?;
         let batches = Batches::new(t.batch_size, t.micro_batch, group.world())?;
         log.line(format!(
-            "device {}, {} parameters, {} training captions, {} identities, {}",
+            "device {}, {}, {} parameters, {} training captions, {} identities, {}",
             device_record.used,
+            describe_precision(t.precision, precision),
             vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>(),
             train_split.len(),
             num_classes,
@@ -183,6 +188,7 @@ impl<'a> Run<'a> {
             model_cfg,
             device,
             device_record,
+            precision,
             tokenizer,
             train_split,
             evals,
@@ -238,6 +244,16 @@ fn place(configured: &str, group: &ProcessGroup) -> Result<(Device, DeviceRecord
             gpu,
         },
     ))
+}
+
+/// `precision bf16 (auto on CUDA)`, for the log: what the run trains in, and why when the
+/// spec left it to the device.
+fn describe_precision(choice: PrecisionChoice, used: Precision) -> String {
+    match choice {
+        PrecisionChoice::Auto if used == Precision::Bf16 => format!("precision {used} (auto on CUDA)"),
+        PrecisionChoice::Auto => format!("precision {used} (auto on the CPU)"),
+        _ => format!("precision {used}"),
+    }
 }
 
 /// How a step's global batch is cut: into the ranks' equal shares, and each share into
