@@ -593,7 +593,8 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         vs.save(&file).unwrap();
     };
     stand_in(&dir.join("experiments/pretrain-webperson.toml"));
-    // The global batch each recipe names, and how one process and 8 GPUs cut it.
+    // The global batch each recipe names, how one process and 8 GPUs cut it, and the
+    // precision the step runs in.
     let batches = [
         (
             "ablation-masking.toml",
@@ -617,7 +618,8 @@ fn the_paper_scale_specs_stop_without_data_and_validate_with_stand_ins() {
         ),
         (
             "finetune-rstpreid.toml",
-            "batch 64 per step, shared evenly by the ranks",
+            "batch 64 per step, shared evenly by the ranks, one forward each; precision auto: bf16 \
+             autocast on CUDA, fp32 on the CPU",
         ),
     ];
     for (spec, batch) in batches {

@@ -34,7 +34,7 @@ pub fn handle(args: ValidateArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
         spec.experiment.seeds.len(),
         spec.runs.len()
     );
-    let lines = batch_lines(&spec.runs);
+    let lines = step_lines(&spec.runs);
     for (line, variants) in &lines {
         match lines.len() {
             1 => println!("  {line}"),
@@ -49,12 +49,14 @@ pub fn handle(args: ValidateArgs, plugin_dirs: &[PathBuf]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How each variant's batch is cut, once per distinct cut with the variants it applies to:
-/// the global batch is what a recipe names, and the user sees it before a GPU-week starts.
-fn batch_lines(runs: &[RunPlan]) -> Vec<(String, Vec<String>)> {
+/// How each variant's step runs (the batch's cut and the precision), once per distinct line
+/// with the variants it applies to: the global batch is what a recipe names, and the user
+/// sees it before a GPU-week starts.
+fn step_lines(runs: &[RunPlan]) -> Vec<(String, Vec<String>)> {
     let mut lines: Vec<(String, Vec<String>)> = Vec::new();
     for run in runs {
-        let line = batch_line(&run.config.train);
+        let train = &run.config.train;
+        let line = format!("{}; {}", batch_line(train), train.precision.describe());
         let variant = format!("`{}`", run.variant);
         match lines.iter_mut().find(|(l, _)| *l == line) {
             Some((_, variants)) if variants.contains(&variant) => {}

@@ -34,6 +34,15 @@ impl PrecisionChoice {
             Self::Bf16 => Precision::Bf16,
         }
     }
+
+    /// What the choice trains in, for `validate`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => "precision auto: bf16 autocast on CUDA, fp32 on the CPU",
+            Self::Fp32 => "precision fp32 on every device",
+            Self::Bf16 => "precision bf16 autocast on every device",
+        }
+    }
 }
 
 /// The precision a run trains in.
