@@ -35,7 +35,18 @@ impl PrecisionChoice {
         }
     }
 
-    /// What the choice trains in, for `validate`.
+    /// `precision bf16 (auto on CUDA)`, for a run's log: what it trains in on `device`, and
+    /// why when the spec left it to the device.
+    pub fn describe_on(self, device: Device) -> String {
+        let used = self.on(device);
+        match self {
+            Self::Auto if device.is_cuda() => format!("precision {used} (auto on CUDA)"),
+            Self::Auto => format!("precision {used} (auto on the CPU)"),
+            Self::Fp32 | Self::Bf16 => format!("precision {used}"),
+        }
+    }
+
+    /// What the choice trains in on any device, for `validate`.
     pub fn describe(self) -> &'static str {
         match self {
             Self::Auto => "precision auto: bf16 autocast on CUDA, fp32 on the CPU",

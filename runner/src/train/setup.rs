@@ -11,7 +11,7 @@ use tch::{nn, Device, Tensor};
 
 use super::init::{self, Expected};
 use super::optim::Adam;
-use super::precision::{Precision, PrecisionChoice};
+use super::precision::Precision;
 use super::schedule::LrSchedule;
 use super::scores::ScoreStore;
 use super::step::WeightedLoss;
@@ -173,7 +173,7 @@ impl<'a> Run<'a> {
         log.line(format!(
             "device {}, {}, {} parameters, {} training captions, {} identities, {}",
             device_record.used,
-            describe_precision(t.precision, precision),
+            t.precision.describe_on(device),
             vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>(),
             train_split.len(),
             num_classes,
@@ -244,16 +244,6 @@ fn place(configured: &str, group: &ProcessGroup) -> Result<(Device, DeviceRecord
             gpu,
         },
     ))
-}
-
-/// `precision bf16 (auto on CUDA)`, for the log: what the run trains in, and why when the
-/// spec left it to the device.
-fn describe_precision(choice: PrecisionChoice, used: Precision) -> String {
-    match choice {
-        PrecisionChoice::Auto if used == Precision::Bf16 => format!("precision {used} (auto on CUDA)"),
-        PrecisionChoice::Auto => format!("precision {used} (auto on the CPU)"),
-        _ => format!("precision {used}"),
-    }
 }
 
 /// How a step's global batch is cut: into the ranks' equal shares, and each share into
