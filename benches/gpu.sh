@@ -10,14 +10,16 @@
 #   2. the golden parity tests (model_parity, step_parity) on CUDA in float32;
 #   3. the card's bf16 matrix-multiply rate (8192³ products, torch), MFU's denominator;
 #   4. benches/gpu-pretrain.toml: ViT-B/16 GA-DMS pre-training on synthetic-persons at
-#      384×128, batch 128, bf16 autocast, 80 steps, and the same step without the score;
+#      384×128, batch 128, bf16 autocast, 80 steps; the same step without the score; and
+#      the GA-DMS step with gradient caching over two micro-batches of 64;
 #   5. the PyTorch-eager baseline of the step (benches/pytorch_step.py, the authors' way),
 #      and PyTorch running gadms's algorithm, same shapes, batch and precision;
 #   6. the distributed path: benches/nccl-check.toml trained by one process and by a group of
 #      one rank (NCCL for the tensors, Gloo for control), which must log the same losses;
 #   7. a summary (benches/gpu_summary.py): samples/s, median step time, peak GPU memory,
 #      TFLOP/s and MFU, the ratio to the baseline, the score's share, whether the step
-#      waited for data, and the issue's goals (≥ 1.3× the baseline, ≥ 35 % MFU).
+#      waited for data, the stage table, and issue 15's goals (≥ 1.3× PyTorch running
+#      gadms's algorithm, ≥ 3× the authors' code on an H200, MFU ≥ 25 %, score ≤ 10 %).
 #
 # Environment: GPU_SH_OUT (results: summary.md, summary.json, logs, metrics; default
 # ./gpu-results), PYTHON (default python3), GPU_SH_DEVICE=cpu for a smoke test of the whole

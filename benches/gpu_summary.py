@@ -19,7 +19,15 @@ import json
 import statistics
 from pathlib import Path
 
-GOAL_RATIO, GOAL_MFU = 1.3, 0.35
+# Issue 15's goals for the GA-DMS step on an H100/H200 at batch 128 in bf16.
+GOAL_VS_EAGER_GADMS = 1.3  # against pytorch_step.py --algorithm gadms, in the same gpu.sh run
+GOAL_MFU, AIM_MFU = 0.25, 0.40
+GOAL_SCORE_SHARE = 0.10
+GOAL_VS_AUTHORS, GOAL_MEMORY_VS_AUTHORS = 3.0, 0.65
+# The authors' own code, run as they run it (fp16 weights and autocast, their training loop,
+# batch 128), measured by issue 15 on an H200. gpu.sh does not run it (it needs their
+# repository and weights), so it is compared only where the card is an H200 too.
+AUTHORS_H200 = {"samples_per_s": 296.0, "peak_mib": 28.3 * 1024}
 
 
 def run_stats(path):
@@ -66,6 +74,21 @@ def stage_table(runs):
     return rows
 
 
+def met(value, op, goal):
+    """Whether a measured value meets its goal; None where it was not measured."""
+    if value is None:
+        return None
+    return value >= goal if op == ">=" else value <= goal
+
+
+def goal_line(label, value, op, goal, unit):
+    """A summary bullet: the measured value, the goal, and whether it is met."""
+    shown = (lambda v: f"{100 * v:.1f} %") if unit == "share" else (lambda v: f"{v:.2f}×")
+    verdict = {None: "not measured", True: "met", False: "not met"}[met(value, op, goal)]
+    value_text = "n/a" if value is None else shown(value)
+    return f"- {label}: {value_text} (goal {'≥' if op == '>=' else '≤'} {shown(goal)}: {verdict})"
+
+
 def fmt(value, spec):
     return "n/a" if value is None else format(value, spec)
 
@@ -101,6 +124,7 @@ def main():
         t = achieved(step_s)
         return None if t is None or not peak_tflops else t / peak_tflops
 
+    authors = AUTHORS_H200 if "H200" in peak.get("device_name", "") else None
     columns = []
     if ours:
         columns.append(("gadms", ours["samples_per_s"], ours["step_s"], ours["peak_mib"]))
@@ -108,10 +132,23 @@ def main():
         if name in baselines:
             b = baselines[name]
             columns.append((label, b["samples_per_s"], b["step_s"], b["peak_mib"]))
-    reference = baselines.get("reference")
-    ratio = ours["samples_per_s"] / reference["samples_per_s"] if ours and reference else None
-    no_score = runs.get("no-score")
+    if authors:
+        step_s = (ours["batch"] if ours else 128) / authors["samples_per_s"]
+        columns.append(("the authors' code (issue 15; not run here)", authors["samples_per_s"], step_s, authors["peak_mib"]))
+
+    def over(base, key):
+        return ours[key] / base[key] if ours and base and ours.get(key) and base.get(key) else None
+
+    no_score, cached = runs.get("no-score"), runs.get("micro-batch-64")
     score_share = (ours["step_s"] - no_score["step_s"]) / ours["step_s"] if ours and no_score else None
+    ours_mfu = None if ours is None else mfu(ours["step_s"])
+    checks = {
+        "vs PyTorch eager running gadms's algorithm": (over(baselines.get("gadms"), "samples_per_s"), ">=", GOAL_VS_EAGER_GADMS, "×"),
+        "vs the authors' code (H200 only)": (over(authors, "samples_per_s"), ">=", GOAL_VS_AUTHORS, "×"),
+        "peak memory vs the authors' code (H200 only)": (over(authors, "peak_mib"), "<=", GOAL_MEMORY_VS_AUTHORS, "×"),
+        f"MFU (aim {100 * AIM_MFU:.0f} %)": (ours_mfu, ">=", GOAL_MFU, "share"),
+        "the score's share of the step": (score_share, "<=", GOAL_SCORE_SHARE, "share"),
+    }
 
     lines = [
         f"# GPU benchmark: {peak.get('device_name', 'unknown device')}",
@@ -129,12 +166,11 @@ def main():
         "| MFU | " + " | ".join(fmt(None if mfu(c[2]) is None else 100 * mfu(c[2]), ".1f") + " %" for c in columns) + " |",
         "",
         f"- FLOPs per step (analytical, runner/src/model/flops.rs): {fmt(None if flops is None else flops / 1e12, '.2f')} TFLOP",
-        f"- throughput vs the PyTorch-eager baseline: {fmt(ratio, '.2f')}× (goal ≥ {GOAL_RATIO}×: "
-        + ("met" if ratio is not None and ratio >= GOAL_RATIO else "not met") + ")",
-        f"- MFU: {fmt(None if ours is None or mfu(ours['step_s']) is None else 100 * mfu(ours['step_s']), '.1f')} % "
-        f"(goal ≥ {100 * GOAL_MFU:.0f} %: "
-        + ("met" if ours and mfu(ours["step_s"]) is not None and mfu(ours["step_s"]) >= GOAL_MFU else "not met") + ")",
-        f"- score's share of the step (vs the same run without scoring): {fmt(None if score_share is None else 100 * score_share, '.1f')} %",
+        f"- throughput vs PyTorch eager running the authors' algorithm: {fmt(over(baselines.get('reference'), 'samples_per_s'), '.2f')}×",
+        *(goal_line(label, *check) for label, check in checks.items()),
+        f"- gradient caching (`micro-batch-64`: forwards of at most 64 samples, two per step of 128): "
+        f"{fmt(None if cached is None else cached['samples_per_s'], '.1f')} samples/s, "
+        f"{fmt(cached['samples_per_s'] / ours['samples_per_s'] if cached and ours else None, '.2f')}× the one-forward step's rate",
         f"- the step waited for data {fmt(None if ours is None else 100 * ours['data_wait_share'], '.2f')} % of the time",
         "- steps that failed: " + (", ".join(args.failed) if args.failed else "none (golden parity passed)"),
         "",
@@ -146,8 +182,9 @@ def main():
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(text)
-    summary = {"peak": peak, "runs": runs, "pytorch": baselines, "ratio_vs_reference": ratio,
-               "mfu": None if ours is None else mfu(ours["step_s"]), "score_share": score_share,
+    summary = {"peak": peak, "runs": runs, "pytorch": baselines, "authors": authors,
+               "goals": {label: {"value": v, "goal": f"{op} {goal}", "met": met(v, op, goal)}
+                         for label, (v, op, goal, _) in checks.items()},
                "failed": args.failed}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
