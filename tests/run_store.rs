@@ -1,8 +1,8 @@
 //! The run store's promises, end to end through the real binary: a run's identity follows
 //! what can change its result (its init weights, the run those come from), nothing finished
-//! is destroyed (`--force` and changed runs keep the old result in the history), a locked
-//! run is left to its holder, every run records its provenance, and a CUDA run never falls
-//! back to the CPU.
+//! is destroyed (`--force` and changed runs keep the old result in the history, and a run
+//! whose identity comes back takes its result up from there), a locked run is left to its
+//! holder, every run records its provenance, and a CUDA run never falls back to the CPU.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -121,6 +121,24 @@ fn a_run_named_as_init_trains_first_and_its_changes_reach_the_downstream_run() {
         history(&run_dir(&dir, "down", "clip")).len(),
         1,
         "so is the first downstream one"
+    );
+
+    // The first recipe again: both first results come back from the histories, untrained.
+    std::fs::write(dir.join("up.toml"), tiny::one_run("up")).unwrap();
+    let (out, text) = cli::gadms_run([OsStr::new("validate"), down.as_os_str()]);
+    assert!(
+        out.status.success() && text.contains("takes it up instead of training it"),
+        "{text}"
+    );
+    let (out, text) = run(&down, &[]);
+    assert!(
+        out.status.success() && text.matches("comes back from history/").count() == 2,
+        "{text}"
+    );
+    assert_eq!(
+        history(&up_run).len(),
+        1,
+        "the second upstream result took its place"
     );
 
     // A new model in both specs: the upstream's finished checkpoint has the old shapes, and
@@ -269,6 +287,66 @@ fn forcing_a_run_keeps_the_old_result_and_records_provenance() {
     );
     assert_eq!(event_files(&kept[0]).len(), 1, "the old curves are kept with it");
     assert_eq!(event_files(&run_path).len(), 1, "the new run starts its own");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_whose_identity_comes_back_takes_its_finished_result_from_the_history() {
+    let dir = cli::scratch("store-restore");
+    let spec = dir.join("up.toml");
+    std::fs::write(&spec, tiny::one_run("up")).unwrap();
+    let (out, text) = run(&spec, &[]);
+    assert!(out.status.success(), "{text}");
+    let run_path = run_dir(&dir, "up", "clip");
+    let first = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
+    let first_hash = read_json(&run_path.join("status.json"))["hash"].clone();
+
+    // A changed setting is another run: the first result moves to the history.
+    let (out, text) = run(&spec, &["--set", "train.epochs=2"]);
+    assert!(
+        out.status.success() && text.contains("changed since the stored run"),
+        "{text}"
+    );
+    let second = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
+    assert!(second.contains("\"epoch\":2"), "{second}");
+
+    // Set back, it is the first run again: nothing trains, its result is current again.
+    assert!(
+        planned(&spec, "clip").contains("skip (done; its result comes back from history/"),
+        "{}",
+        planned(&spec, "clip")
+    );
+    let (out, text) = run(&spec, &[]);
+    assert!(
+        out.status.success()
+            && text.contains("comes back from history/")
+            && text.contains("finished before; skipped"),
+        "{text}"
+    );
+    assert_eq!(read_json(&run_path.join("status.json"))["hash"], first_hash);
+    assert_eq!(
+        std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap(),
+        first,
+        "the first result, as it was"
+    );
+    let kept = history(&run_path);
+    assert_eq!(
+        kept.len(),
+        1,
+        "the two-epoch run took its place in the history: {kept:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept[0].join("metrics.jsonl")).unwrap(),
+        second
+    );
+
+    // `--force` trains regardless; the restored result moves to the history again.
+    let (out, text) = run(&spec, &["--force"]);
+    assert!(
+        out.status.success() && !text.contains("comes back from"),
+        "{text}"
+    );
+    assert_eq!(history(&run_path).len(), 2);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -285,8 +285,17 @@ fn untrained_upstream(up: &Upstream, model: &ModelConfig) -> Result<String, Comp
             up.describe()
         )));
     }
-    Ok(format!(
-        "`model.init` is {}, not trained yet with its current recipe: `gadms-run run` trains it first (its model matches)",
-        up.describe()
-    ))
+    let kept = crate::store::RunDir::at(up.run_dir.clone()).finished_in_history(&up.hash);
+    Ok(match kept {
+        Some(kept) => format!(
+            "`model.init` is {}, whose finished result with its current recipe is in its history \
+             ({}): `gadms-run run` takes it up instead of training it (its model matches)",
+            up.describe(),
+            kept.display()
+        ),
+        None => format!(
+            "`model.init` is {}, not trained yet with its current recipe: `gadms-run run` trains it first (its model matches)",
+            up.describe()
+        ),
+    })
 }

@@ -2,13 +2,14 @@
 //! recorded with its error and the others go on — and a summary at the end.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::dist::{DistError, ProcessGroup};
 use crate::plugin::PluginSet;
 use crate::progress::Progress;
 use crate::spec::{CheckpointChoice, RunPlan, Spec, Upstream};
-use crate::store::{ExperimentIndex, LockError, RunDir, RunLock, State, StoreError};
+use crate::store::{ExperimentIndex, LockError, RunDir, RunLock, State, StoreError, HISTORY};
 use crate::train::trainer::RunError;
 use crate::train::{checkpoint, trainer};
 
@@ -65,6 +66,19 @@ impl Selection {
             _ => Action::Run,
         }
     }
+
+    /// The finished result of `plan`'s own identity that `run` takes up from the history of
+    /// its folder instead of training, where the folder holds another identity's run now (a
+    /// setting was set back, an earlier build is checked out again). `--force` always trains.
+    pub fn restorable(&self, plan: &RunPlan, dir: &RunDir) -> Option<PathBuf> {
+        let current_is_this_run = dir
+            .status()
+            .is_some_and(|s| s.hash == plan.hash && s.state != State::Pending);
+        if self.force || current_is_this_run || self.action(plan, dir) != Action::Run {
+            return None;
+        }
+        dir.finished_in_history(&plan.hash)
+    }
 }
 
 /// Width of the variant column of the printed tables: the longest name, 28 at least.
@@ -93,7 +107,10 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
         let action = match selection.action(plan, &dir) {
             Action::NotSelected => "skip (--only)".to_string(),
             _ if busy => "skip (another gadms-run holds its lock)".to_string(),
-            Action::Run => run_reason(status.as_ref(), plan, selection.force),
+            Action::Run => match selection.restorable(plan, &dir) {
+                Some(kept) => format!("skip (done; its result comes back from {})", history_name(&kept)),
+                None => run_reason(status.as_ref(), plan, selection.force),
+            },
             Action::Resume => "resume".into(),
             Action::SkipDone => "skip (done)".into(),
             Action::SkipFailed => "skip (failed; --rerun-failed)".into(),
@@ -105,6 +122,12 @@ pub fn plan_table(spec: &Spec, selection: &Selection) -> String {
         );
     }
     s
+}
+
+/// `history/<name>`, as the tables show a folder of a run's history.
+fn history_name(kept: &Path) -> String {
+    let name = kept.file_name().unwrap_or_default().to_string_lossy();
+    format!("{HISTORY}/{name}")
 }
 
 /// Why a run runs: new, what changed since the stored run, or `--force`.
@@ -120,12 +143,14 @@ fn run_reason(status: Option<&crate::store::Status>, plan: &RunPlan, force: bool
 
 /// Writes the experiment's index and marks every run about to start fresh as `pending`, so
 /// the store shows the whole matrix from the start; a result of another identity moves to
-/// the run's history first. Runs another process holds are left alone. Returns a line for
-/// each stored result that runs again, saying what changed and where the old one went.
+/// the run's history first. A run with a finished result of its own identity in the history
+/// takes that up instead ([`Selection::restorable`]). Runs another process holds are left
+/// alone. Returns a line for each stored result that runs again, saying what changed and
+/// where the old one went, and for each result taken up from the history.
 pub fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
     let out = spec.output_dir();
     ExperimentIndex::of(spec).write(&out)?;
-    let mut notes = Vec::new();
+    let mut notes = take_up_kept(spec, selection)?;
     for plan in &spec.runs {
         let dir = RunDir::new(&out, plan);
         if selection.action(plan, &dir) != Action::Run || dir.is_locked()? {
@@ -148,6 +173,37 @@ pub fn mark_pending(spec: &Spec, selection: &Selection) -> Result<Vec<String>, S
         dir.set_status(State::Pending, plan, None)?;
     }
     Ok(notes)
+}
+
+/// For every selected run that would train, takes up a finished result of its own identity
+/// from its history ([`Selection::restorable`]); runs another process holds are left alone.
+/// A line for each.
+pub fn take_up_kept(spec: &Spec, selection: &Selection) -> Result<Vec<String>, StoreError> {
+    let out = spec.output_dir();
+    let mut notes = Vec::new();
+    for plan in &spec.runs {
+        let dir = RunDir::new(&out, plan);
+        if dir.is_locked()? {
+            continue;
+        }
+        if let Some(kept) = selection.restorable(plan, &dir) {
+            notes.push(restore(&dir, plan, &kept)?);
+        }
+    }
+    Ok(notes)
+}
+
+/// Makes `kept` the run's current result again; the line that says so.
+fn restore(dir: &RunDir, plan: &RunPlan, kept: &Path) -> Result<String, StoreError> {
+    let from = history_name(kept);
+    let displaced = dir.restore(kept)?;
+    let aside = displaced
+        .map(|d| format!("; the run it replaces is kept in {}", d.display()))
+        .unwrap_or_default();
+    Ok(format!(
+        "[{} seed {}] finished before with this identity: its result comes back from {from} instead of training again{aside}",
+        plan.variant, plan.seed
+    ))
 }
 
 /// One line of the summary.
@@ -384,6 +440,10 @@ pub fn run_on_devices(
     child: impl Fn(&RunPlan, &str) -> std::process::Command + Sync,
 ) -> Result<Summary, StoreError> {
     let out = spec.output_dir();
+    // First, so that results taken up from the history are not queued.
+    for note in mark_pending(spec, selection)? {
+        eprintln!("{note}");
+    }
     let selected: Vec<&RunPlan> = spec
         .runs
         .iter()
@@ -401,9 +461,6 @@ pub fn run_on_devices(
             .copied()
             .collect::<std::collections::VecDeque<_>>(),
     );
-    for note in mark_pending(spec, selection)? {
-        eprintln!("{note}");
-    }
     std::thread::scope(|scope| {
         for device in devices {
             let (queue, child) = (&queue, &child);

@@ -7,7 +7,9 @@
 //!
 //! Nothing finished is destroyed implicitly: before a run starts afresh in a folder that
 //! holds a result (of another identity, or forced), that result moves to
-//! `history/<hash>-<time>/` inside the folder. A lock on the folder's `lock` file keeps two
+//! `history/<hash>-<time>/` inside the folder, and a run whose identity comes back (a
+//! setting set back, a build checked out again) takes its finished result up from there
+//! instead of training again. A lock on the folder's `lock` file keeps two
 //! processes from training the same run at once, and `job.json` names the SLURM job that was
 //! given the run to train.
 
@@ -229,10 +231,7 @@ impl RunDir {
         let Some(status) = self.status().filter(|s| s.state != State::Pending) else {
             return Ok(None);
         };
-        let dest = self
-            .path
-            .join(HISTORY)
-            .join(format!("{}-{}", status.hash, status.updated));
+        let dest = self.free_history_name(&format!("{}-{}", status.hash, status.updated));
         std::fs::create_dir_all(&dest).map_err(io(&dest))?;
         let entries = std::fs::read_dir(&self.path).map_err(io(&self.path))?;
         for entry in entries {
@@ -245,6 +244,46 @@ impl RunDir {
             std::fs::rename(entry.path(), &to).map_err(io(&to))?;
         }
         Ok(Some(dest))
+    }
+
+    /// `history/<name>`, or `history/<name>-<n>` with the first free n: two results of one
+    /// identity archived within a second must not land in one folder.
+    fn free_history_name(&self, name: &str) -> PathBuf {
+        let history = self.path.join(HISTORY);
+        std::iter::once(history.join(name))
+            .chain((2..).map(|n| history.join(format!("{name}-{n}"))))
+            .find(|path| !path.exists())
+            .expect("an unbounded sequence of names has a free one")
+    }
+
+    /// The newest finished result of identity `hash` in the folder's history. Equal
+    /// identities mean the same config, data, plugin code and gadms build, so that result is
+    /// the one training again would give (on this machine: kernels round differently on
+    /// other CPUs and GPUs).
+    pub fn finished_in_history(&self, hash: &str) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(self.path.join(HISTORY)).ok()?;
+        entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter_map(|path| {
+                let status = Self::at(path.clone()).status()?;
+                (status.hash == hash && status.state == State::Done).then_some((status.updated, path))
+            })
+            .max()
+            .map(|(_, path)| path)
+    }
+
+    /// Makes `kept`, a result in the folder's history, the current one again. What the
+    /// folder held moves to the history first ([`Self::archive`]), and that place is
+    /// returned: restoring loses nothing either.
+    pub fn restore(&self, kept: &Path) -> Result<Option<PathBuf>, StoreError> {
+        let displaced = self.archive()?;
+        for entry in std::fs::read_dir(kept).map_err(io(kept))? {
+            let entry = entry.map_err(io(kept))?;
+            let to = self.path.join(entry.file_name());
+            std::fs::rename(entry.path(), &to).map_err(io(&to))?;
+        }
+        std::fs::remove_dir(kept).map_err(io(kept))?;
+        Ok(displaced)
     }
 
     /// Takes the run's lock for as long as the returned guard lives, or says who holds it.
@@ -553,6 +592,52 @@ mod tests {
         let old = RunDir::at(dir.path.join(HISTORY).join(format!("{}-{updated}", plan.hash)));
         assert_eq!(old.metrics()[0]["mAP"], 42.0, "the finished result is kept");
         assert_eq!(old.status().unwrap().state, State::Done);
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    /// A run of `plan` that logs `map` and ends in `state`.
+    fn attempt(dir: &RunDir, plan: &RunPlan, map: f64, state: State) {
+        dir.begin(plan).unwrap();
+        dir.log_metrics(&serde_json::json!({"kind": "eval", "mAP": map}))
+            .unwrap();
+        dir.set_status(state, plan, None).unwrap();
+    }
+
+    #[test]
+    fn a_finished_result_comes_back_from_the_history_and_the_current_one_takes_its_place() {
+        let first = plan();
+        let second = RunPlan {
+            hash: "second".into(),
+            ..plan()
+        };
+        let dir = RunDir::at(scratch("restore"));
+        attempt(&dir, &first, 1.0, State::Done);
+        // Archived within the same second as the first, most likely: beside it, not over it.
+        attempt(&dir, &first, 3.0, State::Failed);
+        attempt(&dir, &second, 2.0, State::Done);
+        assert_eq!(std::fs::read_dir(dir.path.join(HISTORY)).unwrap().count(), 2);
+        assert!(dir.finished_in_history("never ran").is_none());
+
+        let kept = dir
+            .finished_in_history(&first.hash)
+            .expect("the finished attempt, not the failed one");
+        let displaced = dir
+            .restore(&kept)
+            .unwrap()
+            .expect("the current result moves aside");
+        assert_eq!(dir.status().unwrap().hash, first.hash);
+        assert_eq!(
+            dir.metrics()[0]["mAP"],
+            1.0,
+            "the finished result is current again"
+        );
+        assert!(!kept.exists(), "it left the history");
+        assert_eq!(RunDir::at(displaced.clone()).metrics()[0]["mAP"], 2.0);
+        assert_eq!(dir.finished_in_history(&second.hash), Some(displaced));
+        assert!(
+            dir.finished_in_history(&first.hash).is_none(),
+            "only the failed one is left"
+        );
         std::fs::remove_dir_all(&dir.path).unwrap();
     }
 

@@ -32,6 +32,13 @@ pub fn submit(
         }
         Err(e) => return Err(e.into()),
     };
+    // Finished results of the runs' own identities come back from their histories first, so
+    // that they are not submitted (a dry run only says which would).
+    if !args.dry_run {
+        for note in gadms::experiment::take_up_kept(spec, selection)? {
+            println!("{note}");
+        }
+    }
     let choices = submit::choose(spec, selection, &queue)?;
     let runs: Vec<&RunPlan> = choices.iter().filter(|c| c.submit).map(|c| c.plan).collect();
     println!(

@@ -37,6 +37,11 @@ pub fn choose<'a>(
             Action::SkipDone => (false, "done".to_string()),
             Action::SkipFailed => (false, "failed before (--rerun-failed submits it again)".into()),
             Action::Busy => (false, "running".into()),
+            // Only a dry run sees these: a submission takes them up first.
+            Action::Run if selection.restorable(plan, &dir).is_some() => (
+                false,
+                "done before with this identity (its result comes back from history/)".into(),
+            ),
             action @ (Action::Run | Action::Resume) => match (dir.holder()?, queued(&dir, plan, queue)) {
                 (Some(holder), _) => (false, format!("running ({holder})")),
                 (None, Some(job)) => (false, format!("queued already, {job}")),
