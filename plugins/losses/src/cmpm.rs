@@ -42,10 +42,7 @@ impl Loss for Cmpm {
         let matches = same_identity(&pairs);
         let target = &matches / matches.norm_scalaropt_dim(2, [1], true);
         let loss = matching_loss(&i2t, &t2i, &target, self.epsilon);
-        Ok(LossOutput {
-            loss,
-            metrics: Vec::new(),
-        })
+        Ok(LossOutput::loss_only(loss))
     }
 }
 

@@ -42,6 +42,15 @@ impl<'a> Pairs<'a> {
     }
 }
 
+/// `s · x̂ · ŷᵀ` `[B, B]`: the cosine similarity of every row of `rows` `[B, E]` with every row
+/// of `columns` `[B, E]`, times the logit scale `s`; `loss` names the loss in an error.
+pub(crate) fn scaled_cosine(rows: &Tensor, columns: &Tensor, scale: f64, loss: &str) -> Result<Tensor> {
+    let similarity = l2_normalise(rows)
+        .f_matmul(&l2_normalise(columns).tr())
+        .map_err(PluginError::tensor(format!("{loss} similarity")))?;
+    Ok(similarity * scale)
+}
+
 /// `x / ‖x‖₂` per row of `[B, E]`, without an epsilon, as the reference divides.
 pub(crate) fn l2_normalise(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [-1], true)

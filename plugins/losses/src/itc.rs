@@ -4,11 +4,11 @@
 
 use gadms_plugin::loss::{Loss, LossContext, LossFactory, LossInputs, LossOutput};
 use gadms_plugin::tch::{nn, Kind, Tensor};
-use gadms_plugin::{parse_options, PluginError, Result};
+use gadms_plugin::{parse_options, Result};
 use serde::Deserialize;
 
 use crate::classify::cross_entropy;
-use crate::features::{l2_normalise, Pairs};
+use crate::features::{scaled_cosine, Pairs};
 
 pub(crate) const NAME: &str = "itc";
 
@@ -37,20 +37,12 @@ impl Loss for Itc {
     /// image and text features `[B, E]` and s the runner's logit scale.
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let pairs = Pairs::new(NAME, inputs)?;
-        let image = l2_normalise(pairs.image);
-        let text = l2_normalise(pairs.text);
-        let i2t = image
-            .f_matmul(&text.tr())
-            .map_err(PluginError::tensor("itc similarity"))?
-            * inputs.logit_scale; // [B, B]
+        let i2t = scaled_cosine(pairs.image, pairs.text, inputs.logit_scale, NAME)?; // [B, B]
         let own = Tensor::arange(pairs.batch(), (Kind::Int64, i2t.device()));
         let loss = (cross_entropy(&i2t, &own, "itc image-to-text")?
             + cross_entropy(&i2t.tr(), &own, "itc text-to-image")?)
             / 2.0;
-        Ok(LossOutput {
-            loss,
-            metrics: Vec::new(),
-        })
+        Ok(LossOutput::loss_only(loss))
     }
 }
 

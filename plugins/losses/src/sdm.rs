@@ -4,9 +4,9 @@
 
 use gadms_plugin::loss::{Loss, LossContext, LossFactory, LossInputs, LossOutput};
 use gadms_plugin::tch::nn;
-use gadms_plugin::{parse_options, PluginError, Result};
+use gadms_plugin::{parse_options, Result};
 
-use crate::features::{l2_normalise, Pairs};
+use crate::features::{scaled_cosine, Pairs};
 use crate::matching::{matching_loss, same_identity, Options};
 
 pub(crate) const NAME: &str = "sdm";
@@ -36,19 +36,11 @@ impl Loss for Sdm {
     /// (method §4.2, `LossInputs`).
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let pairs = Pairs::new(NAME, inputs)?;
-        let image = l2_normalise(pairs.image);
-        let text = l2_normalise(pairs.text);
-        let t2i = text
-            .f_matmul(&image.tr())
-            .map_err(PluginError::tensor("sdm similarity"))?
-            * inputs.logit_scale; // [B, B]
+        let t2i = scaled_cosine(pairs.text, pairs.image, inputs.logit_scale, NAME)?; // [B, B]
         let matches = same_identity(&pairs);
         let target = &matches / matches.sum_dim_intlist(1, true, matches.kind());
         let loss = matching_loss(&t2i.tr(), &t2i, &target, self.epsilon);
-        Ok(LossOutput {
-            loss,
-            metrics: Vec::new(),
-        })
+        Ok(LossOutput::loss_only(loss))
     }
 }
 

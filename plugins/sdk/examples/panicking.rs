@@ -80,9 +80,6 @@ impl Loss for PanickingLoss {
 
     fn forward(&self, inputs: &LossInputs<'_>) -> Result<LossOutput> {
         let loss = (inputs.image_cls - inputs.text_eos).square().mean(Kind::Float);
-        Ok(LossOutput {
-            loss,
-            metrics: Vec::new(),
-        })
+        Ok(LossOutput::loss_only(loss))
     }
 }

@@ -60,6 +60,16 @@ pub struct LossOutput {
     pub metrics: Vec<(String, Tensor)>,
 }
 
+impl LossOutput {
+    /// A loss that reports no metrics beside its value.
+    pub fn loss_only(loss: Tensor) -> Self {
+        Self {
+            loss,
+            metrics: Vec::new(),
+        }
+    }
+}
+
 pub trait Loss: Send {
     /// Whether the loss needs the MTP view encoded (`mtp_tokens`, `mtp_labels`).
     ///

@@ -183,10 +183,7 @@ mod tests {
             let unit = |x: &Tensor| x / x.norm_scalaropt_dim(2, [-1], true);
             let logits = unit(inputs.image_cls).matmul(&unit(inputs.text_eos).tr()) * inputs.logit_scale;
             let targets = Tensor::arange(logits.size()[0], (Kind::Int64, logits.device()));
-            Ok(LossOutput {
-                loss: logits.cross_entropy_for_logits(&targets),
-                metrics: Vec::new(),
-            })
+            Ok(LossOutput::loss_only(logits.cross_entropy_for_logits(&targets)))
         }
     }
 
