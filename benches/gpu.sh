@@ -13,7 +13,8 @@
 #      384×128, batch 128, bf16 autocast, 80 steps; the same step without the score; and
 #      the GA-DMS step with gradient caching over two micro-batches of 64;
 #   5. the PyTorch-eager baseline of the step (benches/pytorch_step.py, the authors' way),
-#      and PyTorch running gadms's algorithm, same shapes, batch and precision;
+#      and PyTorch running gadms's algorithm, same shapes, batch and precision, then a
+#      torch.profiler table of the latter (profile-pytorch-gadms.txt);
 #   6. the distributed path: benches/nccl-check.toml trained by one process and by a group of
 #      one rank (NCCL for the tensors, Gloo for control), which must log the same losses;
 #   7. a summary (benches/gpu_summary.py): samples/s, median step time, peak GPU memory,
@@ -133,9 +134,13 @@ for v in "$runs"/*/; do
 done
 
 say "5/7 PyTorch eager on the same card"
+# After its timed steps, gadms's algorithm is profiled (torch.profiler, 3 steps): which
+# attention kernel runs, and what the rest of the step spends its device time on.
 for algorithm in reference gadms; do
-  "$py" "$here/pytorch_step.py" "${baseline[@]}" --algorithm "$algorithm" --json "$work/pytorch-$algorithm.json" 2>&1 |
-    tee -a "$log" || fail baseline "pytorch_step.py --algorithm $algorithm"
+  profile=()
+  [[ $algorithm == gadms ]] && profile=(--profile "$out/profile-pytorch-gadms.txt")
+  "$py" "$here/pytorch_step.py" "${baseline[@]}" --algorithm "$algorithm" --json "$work/pytorch-$algorithm.json" \
+    "${profile[@]}" 2>&1 | tee -a "$log" || fail baseline "pytorch_step.py --algorithm $algorithm"
 done
 
 say "6/7 the distributed path: a group of one rank on $device against one process (float32)"

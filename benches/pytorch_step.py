@@ -391,10 +391,33 @@ def time_config(name, c, args, device):
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
+    if args.profile:
+        profile_steps(lambda: step(model, opt, batch, FORWARD[args.algorithm], args.precision == "bf16"),
+                      device, args.profile)
     return {"config": name, "algorithm": args.algorithm, "device": str(device),
             "precision": args.precision, "batch": B, "labelled": int(batch[5].numel()),
             "steps": args.steps, "step_s": median, "samples_per_s": B / median,
             "peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
+
+
+def profile_steps(run_step, device, path, steps=3):
+    """torch.profiler over `steps` more steps (after the timed ones, so the timing is not
+    disturbed): the operators and kernels by their own device time, top 50, written to
+    `path`. Its kernel names say which attention kernel runs (flash, memory-efficient or
+    the math fallback) and what the rest of the step spends its time on."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            run_step()
+        if cuda:
+            torch.cuda.synchronize(device)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=50, max_name_column_width=90)
+    with open(path, "w") as f:
+        f.write(f"torch.profiler over {steps} steps, sorted by {key}\n{table}\n")
 
 
 def matmul_peak(n, device):
@@ -428,6 +451,8 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--profile", metavar="FILE",
+                   help="after timing, profile 3 more steps with torch.profiler and write the table here")
     p.add_argument("--count-flops", action="store_true", help="count one CPU step's FLOPs instead")
     p.add_argument("--matmul-peak", type=int, metavar="N", help="time N×N×N matrix products instead")
     args = p.parse_args()
