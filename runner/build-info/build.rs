@@ -1,8 +1,10 @@
-//! Records the git commit of the checkout being built and whether its tracked files differ
-//! from it. A crate of its own so that re-running this on every source change costs nothing:
-//! the runner's own build script compiles C++ against libtorch's headers and must not rerun.
+//! Records the git commit of the checkout being built, whether its tracked files differ
+//! from it, and the digest of the sources that make the runner's code. A crate of its own
+//! so that re-running this on every source change costs little: the runner's own build
+//! script compiles C++ against libtorch's headers and must not rerun.
 
-use std::path::Path;
+// Brings `Path`, `SOURCES` and `sources_digest`.
+include!("src/sources.rs");
 
 fn main() {
     let git = |args: &[&str]| {
@@ -13,17 +15,12 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    // Whatever makes the runner's code: its sources and the SDK it is built with. Plugins are
-    // identified by their own library digests.
-    for sources in [
-        "../src",
-        "../build.rs",
-        "../csrc",
-        "../../plugins/sdk/src",
-        "../../Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={sources}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for source in SOURCES {
+        println!("cargo:rerun-if-changed={}", root.join(source).display());
     }
+    let digest = sources_digest(&root).expect("the runner's sources are readable");
+    println!("cargo:rustc-env=GADMS_SOURCES_DIGEST={digest}");
     // Where the checkout moves: HEAD, the index, the branch's ref (paths valid in worktrees too).
     for name in ["HEAD", "index", "packed-refs"]
         .into_iter()

@@ -69,7 +69,7 @@ impl Selection {
 
     /// The finished result of `plan`'s own identity that `run` takes up from the history of
     /// its folder instead of training, where the folder holds another identity's run now (a
-    /// setting was set back, an earlier build is checked out again). `--force` always trains.
+    /// setting was set back, earlier code is built again). `--force` always trains.
     pub fn restorable(&self, plan: &RunPlan, dir: &RunDir) -> Option<PathBuf> {
         let current_is_this_run = dir
             .status()

@@ -1,4 +1,5 @@
-//! Where a result comes from: the gadms build (part of every run's identity) and, per run,
+//! Where a result comes from: the gadms build and code (the code is part of every run's
+//! identity) and, per run,
 //! `provenance.json` — one session for each time the run was started or resumed, with the
 //! command line, host, device, torch version, precision and times.
 
@@ -11,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{write_atomic, StoreError};
 
-/// The build of gadms a run is made with: `<version>+<commit>` from a clean checkout. A
-/// build from changed sources (or from no checkout) adds the SHA-256 of the running
-/// executable, so that every rebuild of edited code counts as another build and results of
-/// the old code are not reused.
+/// The build of gadms a run is made with, for its record: `<version>+<commit>` from a clean
+/// checkout; a build from changed sources (or from no checkout) adds the digest of its
+/// sources, which tells edits apart.
 pub fn build() -> &'static str {
     static BUILD: OnceLock<String> = OnceLock::new();
     BUILD.get_or_init(|| {
@@ -23,12 +23,27 @@ pub fn build() -> &'static str {
         if !commit.is_empty() && !gadms_build_info::DIRTY {
             return format!("{version}+{commit}");
         }
-        let exe = std::env::current_exe()
-            .and_then(|exe| crate::digest::file(&exe))
-            .unwrap_or_else(|e| format!("unreadable executable: {e}"));
         let commit = if commit.is_empty() { "no-git" } else { commit };
-        format!("{version}+{commit}-modified.{}", &exe[..exe.len().min(16)])
+        format!("{version}+{commit}-modified.{}", sources())
     })
+}
+
+/// The code a run is computed with, for its identity: the version, the digest of the
+/// runner's sources (`runner/build-info/src/sources.rs` lists them) and libtorch's version.
+/// No commit: a commit of docs, tests or benchmarks alone keeps every stored result, while
+/// any edit of the code, committed or not, makes new runs.
+pub fn code() -> String {
+    format!(
+        "{} sources {} libtorch {}",
+        env!("CARGO_PKG_VERSION"),
+        sources(),
+        torch_version()
+    )
+}
+
+/// The first 16 hex digits of the sources' digest.
+fn sources() -> &'static str {
+    &gadms_build_info::SOURCES_DIGEST[..16]
 }
 
 /// The libtorch version this binary is built against.
@@ -232,5 +247,15 @@ mod tests {
             gadms_build_info::COMMIT.is_empty() || gadms_build_info::DIRTY,
             "{b}"
         );
+    }
+
+    #[test]
+    fn the_code_of_an_identity_is_its_sources_not_its_commit() {
+        let code = code();
+        assert!(code.contains(&gadms_build_info::SOURCES_DIGEST[..16]), "{code}");
+        assert!(code.contains(&torch_version()), "{code}");
+        if !gadms_build_info::COMMIT.is_empty() {
+            assert!(!code.contains(&gadms_build_info::COMMIT[..12]), "{code}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! Nothing finished is destroyed implicitly: before a run starts afresh in a folder that
 //! holds a result (of another identity, or forced), that result moves to
 //! `history/<hash>-<time>/` inside the folder, and a run whose identity comes back (a
-//! setting set back, a build checked out again) takes its finished result up from there
+//! setting set back, earlier code built again) takes its finished result up from there
 //! instead of training again. A lock on the folder's `lock` file keeps two
 //! processes from training the same run at once, and `job.json` names the SLURM job that was
 //! given the run to train.
@@ -257,7 +257,7 @@ impl RunDir {
     }
 
     /// The newest finished result of identity `hash` in the folder's history. Equal
-    /// identities mean the same config, data, plugin code and gadms build, so that result is
+    /// identities mean the same config, data, plugin code and gadms code, so that result is
     /// the one training again would give (on this machine: kernels round differently on
     /// other CPUs and GPUs).
     pub fn finished_in_history(&self, hash: &str) -> Option<PathBuf> {

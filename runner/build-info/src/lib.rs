@@ -1,7 +1,63 @@
-//! The git checkout gadms was built from.
+//! What gadms was built from: the git checkout, and the digest of the sources that make the
+//! runner's code, which run identities use (a commit of docs or tests alone keeps results).
 
 /// The commit's full hash; empty when the sources were not a git checkout.
 pub const COMMIT: &str = env!("GADMS_COMMIT");
 
 /// Whether tracked files differed from [`COMMIT`] when this was built.
 pub const DIRTY: bool = !env!("GADMS_DIRTY").is_empty();
+
+/// SHA-256 of the runner's sources as built (see `sources.rs`: which files, and how).
+pub const SOURCES_DIGEST: &str = env!("GADMS_SOURCES_DIGEST");
+
+#[cfg(test)]
+mod sources;
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::sources::{sources_digest, SOURCES};
+
+    fn write(root: &Path, file: &str, text: &str) {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn the_digest_follows_the_code_and_not_the_docs() {
+        let root = std::env::temp_dir().join(format!("gadms-sources-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(&root, "runner/src/lib.rs", "fn a() {}");
+        write(&root, "README.md", "docs");
+        let first = sources_digest(&root).unwrap();
+        write(&root, "README.md", "other docs");
+        write(&root, "tests/new.rs", "#[test] fn t() {}");
+        assert_eq!(
+            sources_digest(&root).unwrap(),
+            first,
+            "docs and tests are not code"
+        );
+        write(&root, "runner/src/lib.rs", "fn b() {}");
+        let edited = sources_digest(&root).unwrap();
+        assert_ne!(edited, first, "an edited source");
+        write(&root, "runner/src/more.rs", "");
+        assert_ne!(
+            sources_digest(&root).unwrap(),
+            edited,
+            "a new (even empty) source"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_built_digest_is_of_this_checkouts_sources() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        assert!(
+            SOURCES.iter().all(|s| root.join(s).exists()),
+            "a listed source moved"
+        );
+        assert_eq!(sources_digest(&root).unwrap(), super::SOURCES_DIGEST);
+    }
+}

@@ -11,7 +11,8 @@
 //! - `data.train`, `data.eval[i]`: the digest of the files each dataset's records come from
 //!   (its annotation file; generated datasets have none, their options say everything);
 //! - `plugin code`: kind, name and SHA-256 of each plugin library the run uses;
-//! - `gadms build`: the version and commit of gadms itself ([`crate::provenance::build`]).
+//! - `gadms code`: the version and source digest of gadms itself, and libtorch's version
+//!   ([`crate::provenance::code`]); not the commit, which docs and tests change too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -227,7 +228,7 @@ fn parts(plan: &RunPlan, plugins: &PluginSet, dir: &Path) -> BTreeMap<String, St
         }
     }
     parts.insert("plugin code".into(), code_part(&plan.code));
-    parts.insert("gadms build".into(), crate::provenance::build().to_string());
+    parts.insert("gadms code".into(), crate::provenance::code());
     parts
 }
 

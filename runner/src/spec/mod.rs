@@ -439,7 +439,7 @@ impl Spec {
     }
 
     /// Completes each run's identity with what the plugins and the files tell: the digests
-    /// of its input files and datasets, the code of its plugins, the gadms build, and the
+    /// of its input files and datasets, the code of its plugins and of gadms, and the
     /// identity of the run its `model.init` names (that spec is read and bound too). Call
     /// it once the plugins are loaded, before anything compares run hashes; every process
     /// that loads the same libraries (device children, ranks) computes the same hashes.

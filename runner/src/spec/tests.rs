@@ -237,16 +237,16 @@ fn a_changed_identity_names_the_parts_that_changed() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let old = parts(&[("config", "a"), ("model.init", "x"), ("gadms build", "1")]);
+    let old = parts(&[("config", "a"), ("model.init", "x"), ("gadms code", "1")]);
     let new = parts(&[
         ("config", "a"),
         ("model.init", "y"),
-        ("gadms build", "2"),
+        ("gadms code", "2"),
         ("data.train", "d"),
     ]);
     assert_eq!(
         identity::changed_parts(&old, &new),
-        ["data.train", "gadms build", "model.init"]
+        ["data.train", "gadms code", "model.init"]
     );
     assert!(identity::changed_parts(&old, &old).is_empty());
 }
