@@ -286,16 +286,16 @@ fn untrained_upstream(up: &Upstream, model: &ModelConfig) -> Result<String, Comp
         )));
     }
     let kept = crate::store::RunDir::at(up.run_dir.clone()).finished_in_history(&up.hash);
-    Ok(match kept {
+    let state = match kept {
         Some(kept) => format!(
-            "`model.init` is {}, whose finished result with its current recipe is in its history \
-             ({}): `gadms-run run` takes it up instead of training it (its model matches)",
-            up.describe(),
+            "whose finished result with its current recipe is in its history ({}): `gadms-run run` \
+             takes it up instead of training it",
             kept.display()
         ),
-        None => format!(
-            "`model.init` is {}, not trained yet with its current recipe: `gadms-run run` trains it first (its model matches)",
-            up.describe()
-        ),
-    })
+        None => "not trained yet with its current recipe: `gadms-run run` trains it first".into(),
+    };
+    Ok(format!(
+        "`model.init` is {}, {state} (its model matches)",
+        up.describe()
+    ))
 }
