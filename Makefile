@@ -85,7 +85,8 @@ demo: build
 	cp $(DEMO_REPORT)/*.md $(DEMO_REPORT)/*.csv $(EXAMPLE_REPORT)/
 	cp $(DEMO_REPORT)/charts/*.png $(EXAMPLE_REPORT)/charts/
 
-# The paper's Table 4 at CPU scale: every masking variant, 2 seeds, 8 epochs (about an hour).
+# The paper's Table 4 at CPU scale: every masking variant, 2 seeds, 8 epochs (about 3 hours on
+# 2 cores).
 ablation: build
 	./target/release/gadms-run run experiments/quickstart/pretrain-clip.toml
 	./target/release/gadms-run run experiments/quickstart/ablation-masking.toml
