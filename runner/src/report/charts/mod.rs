@@ -79,8 +79,11 @@ pub struct Drawn {
     pub files: Vec<PathBuf>,
 }
 
-/// Tableau's ten colours: distinct for the usual number of variants, and legible in print.
-const PALETTE: [RGBColor; 10] = [
+/// Tableau's ten colours, then their light tints: an ablation such as the paper's Table 4
+/// with its baselines has more than ten variants, and a colour used twice in one chart makes
+/// two of them indistinguishable. The first ten keep charts of fewer variants legible in
+/// print; beyond twenty variants the colours repeat.
+const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -91,6 +94,16 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
 ];
 
 fn color(i: usize) -> RGBColor {
@@ -459,4 +472,21 @@ fn curves(experiment: &StoredExperiment, stats: &Stats, specs: Vec<PanelSpec>) -
         panels,
         legend,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn up_to_twenty_variants_each_get_their_own_colour() {
+        let colours: HashSet<(u8, u8, u8)> = (0..20)
+            .map(|i| {
+                let c = color(i);
+                (c.0, c.1, c.2)
+            })
+            .collect();
+        assert_eq!(colours.len(), 20);
+    }
 }
