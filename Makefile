@@ -74,22 +74,26 @@ lint: $(LIBTORCH) $(GLOO_HEADERS)
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 # The demo and the ablation fine-tune the tiny CLIP that pretrain-clip.toml trains (skipped
-# once finished). The demo's report is also copied, as markdown, CSV and PNG, into the
-# example report the repository keeps, so that git shows what a new demo changed in it.
-EXAMPLE_REPORT := docs/example-report
-DEMO_REPORT := reports/quickstart-demo
+# once finished). Their reports are also copied, as markdown, CSV and PNG, into the example
+# reports the repository keeps, so that git shows what a new run changed in them.
+# $(call copy_report,REPORT,EXAMPLE)
+define copy_report
+	rm -rf $(2) && mkdir -p $(2)/charts
+	cp $(1)/*.md $(1)/*.csv $(2)/
+	cp $(1)/charts/*.png $(2)/charts/
+endef
+
 demo: build
 	./target/release/gadms-run run experiments/quickstart/pretrain-clip.toml
 	./target/release/gadms-run run experiments/quickstart/demo.toml
-	rm -rf $(EXAMPLE_REPORT) && mkdir -p $(EXAMPLE_REPORT)/charts
-	cp $(DEMO_REPORT)/*.md $(DEMO_REPORT)/*.csv $(EXAMPLE_REPORT)/
-	cp $(DEMO_REPORT)/charts/*.png $(EXAMPLE_REPORT)/charts/
+	$(call copy_report,reports/quickstart-demo,docs/example-report)
 
 # The paper's Table 4 at CPU scale: every masking variant, 2 seeds, 8 epochs (about 3 hours on
 # 2 cores).
 ablation: build
 	./target/release/gadms-run run experiments/quickstart/pretrain-clip.toml
 	./target/release/gadms-run run experiments/quickstart/ablation-masking.toml
+	$(call copy_report,reports/quickstart-ablation-masking,docs/example-ablation)
 
 bench: build
 	$(CARGO) bench --workspace
