@@ -39,6 +39,19 @@ mod tests {
             first,
             "docs and tests are not code"
         );
+        write(&root, "runner/src/report/charts.rs", "fn colours() {}");
+        write(&root, "runner/src/cli/report.rs", "fn print() {}");
+        assert_eq!(
+            sources_digest(&root).unwrap(),
+            first,
+            "the report code reads results, it does not make them"
+        );
+        write(&root, "runner/src/reporter.rs", "fn r() {}");
+        assert_ne!(
+            sources_digest(&root).unwrap(),
+            first,
+            "only the report folder and file are left out"
+        );
         write(&root, "runner/src/lib.rs", "fn b() {}");
         let edited = sources_digest(&root).unwrap();
         assert_ne!(edited, first, "an edited source");
@@ -49,6 +62,35 @@ mod tests {
             "a new (even empty) source"
         );
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Leaving the report code out of the digest holds only while no run reaches it: the
+    /// library's other modules do not use it, and the command line only after the runs.
+    #[test]
+    fn nothing_but_the_report_command_and_the_end_of_run_uses_the_report_code() {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../src");
+        let allowed = ["report", "cli/report.rs", "cli/run.rs"];
+        let users: Vec<String> = walkdir::WalkDir::new(&src)
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+            .filter(|e| {
+                let relative = e.path().strip_prefix(&src).unwrap();
+                !allowed.iter().any(|a| relative.starts_with(a))
+            })
+            .filter(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                ["crate::report", "gadms::report", "super::report"]
+                    .iter()
+                    .any(|name| text.contains(name))
+            })
+            .map(|e| e.path().display().to_string())
+            .collect();
+        assert!(
+            users.is_empty(),
+            "{users:?} use the report code, which the run identity's digest leaves out \
+             (build-info/src/sources.rs, REPORT_ONLY)"
+        );
     }
 
     #[test]
